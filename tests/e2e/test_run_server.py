@@ -1,0 +1,227 @@
+"""End to end: run_server.yml on this machine, then every service through its own client.
+
+The tests run in file order: services first, then restarts, then the idempotent re-run.
+"""
+import os
+import stat
+import subprocess
+import uuid
+
+import boto3
+import pymysql
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from stackenv import REPO, ansible_playbook, recap
+
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def db(stack, **kwargs):
+    return pymysql.connect(host=stack.host, port=stack.settings["database_port"], user="root",
+                           password=stack.secret("database_root_password"), **kwargs)
+
+
+def s3(stack):
+    return boto3.client(
+        "s3", endpoint_url=stack.url("object_store_api_port"), region_name="us-east-1",
+        aws_access_key_id=stack.settings.get("object_store_root_user", "mlops-root"),
+        aws_secret_access_key=stack.secret("object_store_root_password"))
+
+
+def mlflow_auth(stack):
+    return (stack.settings.get("mlflow_server_admin_username", "mlops-admin"),
+            stack.secret("mlflow_server_admin_password"))
+
+
+def test_containers_follow_the_conventions(stack):
+    for service in ("database", "object-store", "zenml", "mlflow"):
+        name = stack.container(service)
+        inspect = subprocess.run(["docker", "inspect", name, "--format",
+                                  "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.Memory}} "
+                                  "{{.HostConfig.NanoCpus}} {{.State.Health.Status}} "
+                                  "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}"],
+                                 capture_output=True, text=True, check=True).stdout.split()
+        policy, memory, cpus, health, network = inspect
+        assert policy in ("unless-stopped", "always"), name
+        assert int(memory) > 0 and int(cpus) > 0, f"{name} has no resource limits"
+        assert health == "healthy", name
+        assert network == stack.settings["stack_name"], name
+
+
+def test_credentials_are_private(stack):
+    files = [p for p in stack.credentials.iterdir() if p.is_file() and p.name != ".gitkeep"]
+    assert len(files) >= 8
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_no_secret_in_the_play_output(stack, stack_run):
+    output = stack_run.stdout + stack_run.stderr
+    for path in stack.credentials.iterdir():
+        if path.is_file() and path.suffix != ".env" and path.name != ".gitkeep":
+            assert path.read_text().strip() not in output, f"{path.name} printed by the play"
+
+
+def test_sql_through_pymysql(stack):
+    with db(stack) as conn, conn.cursor() as cur:
+        cur.execute("SHOW DATABASES")
+        schemas = {row[0] for row in cur.fetchall()}
+        assert {"stack_management", "zenml", "mlflow"} <= schemas
+        cur.execute("SHOW COLUMNS FROM stack_management.users")
+        assert [row[0] for row in cur.fetchall()] == ["username", "role", "created_at"]
+
+
+def test_database_refuses_a_wrong_password(stack):
+    with pytest.raises(pymysql.err.OperationalError):
+        pymysql.connect(host=stack.host, port=stack.settings["database_port"], user="root",
+                        password="wrong-password")
+
+
+def test_object_round_trip_through_boto3(stack):
+    client = s3(stack)
+    bucket = stack.settings["object_store_shared_buckets"][0]
+    key = f"e2e/{RUN_ID}.txt"
+    client.put_object(Bucket=bucket, Key=key, Body=b"hello stack")
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == b"hello stack"
+    client.delete_object(Bucket=bucket, Key=key)
+
+
+def test_object_store_refuses_unknown_keys(stack):
+    client = boto3.client("s3", endpoint_url=stack.url("object_store_api_port"), region_name="us-east-1",
+                          aws_access_key_id="nobody", aws_secret_access_key="not-a-secret-key")
+    with pytest.raises(ClientError):
+        client.list_buckets()
+
+
+def test_mlflow_needs_credentials(stack):
+    url = stack.url("mlflow_server_port")
+    assert requests.get(f"{url}/api/2.0/mlflow/experiments/search?max_results=1", timeout=10).status_code == 401
+    bad = requests.get(f"{url}/api/2.0/mlflow/experiments/search?max_results=1", timeout=10,
+                       auth=(mlflow_auth(stack)[0], "wrong-password-123"))
+    assert bad.status_code == 401
+
+
+def test_mlflow_run_with_metric_and_artifact(stack, tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+    user, password = mlflow_auth(stack)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    client = MlflowClient(tracking_uri=stack.url("mlflow_server_port"))
+    experiment = client.create_experiment(f"e2e-{RUN_ID}")
+    run = client.create_run(experiment)
+    client.log_metric(run.info.run_id, "accuracy", 0.93)
+    artifact = tmp_path / "note.txt"
+    artifact.write_text("proxied through MLflow")
+    client.log_artifact(run.info.run_id, str(artifact))
+    client.set_terminated(run.info.run_id)
+
+    assert client.get_run(run.info.run_id).data.metrics["accuracy"] == 0.93
+    back = client.download_artifacts(run.info.run_id, "note.txt", str(tmp_path / "back"))
+    assert open(back).read() == "proxied through MLflow"
+    # The artifact really lives in the object store, under the MLflow bucket.
+    keys = [o["Key"] for o in s3(stack).list_objects_v2(
+        Bucket=stack.settings.get("object_store_mlflow_bucket", "mlflow-artifacts")).get("Contents", [])]
+    assert any(key.endswith(f"{run.info.run_id}/artifacts/note.txt") for key in keys)
+
+
+def zenml_admin(stack, code):
+    from zenml_client import zenml_as
+    return zenml_as(stack.url("zenml_server_port"),
+                    stack.settings.get("zenml_server_admin_username", "mlops-admin"),
+                    stack.secret("zenml_server_admin_password"), code)
+
+
+def test_zenml_login_and_stack_list(stack):
+    result = zenml_admin(stack, """
+        client = Client()
+        result = {"user": client.active_user.name, "admin": client.active_user.is_admin,
+                  "stacks": [s.name for s in client.list_stacks()]}
+    """)
+    assert result["admin"] is True
+    assert "default" in result["stacks"]
+
+
+def test_zenml_refuses_a_wrong_password(stack):
+    from zenml_client import zenml_as
+    with pytest.raises(RuntimeError):
+        zenml_as(stack.url("zenml_server_port"),
+                 stack.settings.get("zenml_server_admin_username", "mlops-admin"), "wrong-password",
+                 "result = [s.name for s in Client().list_stacks()]", timeout=120)
+
+
+# --- restart without data loss -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def written_records(stack, tmp_path_factory):
+    """A run (MLflow), an object (S3) and a pipeline record (ZenML) written before any restart."""
+    from mlflow import MlflowClient
+    user, password = mlflow_auth(stack)
+    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = user, password
+    client = MlflowClient(tracking_uri=stack.url("mlflow_server_port"))
+    run = client.create_run(client.create_experiment(f"restart-{RUN_ID}"))
+    client.log_metric(run.info.run_id, "loss", 0.25)
+    bucket = stack.settings["object_store_shared_buckets"][0]
+    s3(stack).put_object(Bucket=bucket, Key=f"restart/{RUN_ID}", Body=b"kept")
+    zenml_admin(stack, f"""
+        from zenml import pipeline, step
+
+        @step
+        def answer() -> int:
+            return 42
+
+        @pipeline(enable_cache=False)
+        def restart_probe_{RUN_ID}():
+            answer()
+
+        restart_probe_{RUN_ID}()
+        result = True
+    """)
+    return run.info.run_id
+
+
+def assert_records_survived(stack, run_id):
+    from mlflow import MlflowClient
+    client = MlflowClient(tracking_uri=stack.url("mlflow_server_port"))
+    assert client.get_run(run_id).data.metrics["loss"] == 0.25
+    bucket = stack.settings["object_store_shared_buckets"][0]
+    assert s3(stack).get_object(Bucket=bucket, Key=f"restart/{RUN_ID}")["Body"].read() == b"kept"
+    runs = zenml_admin(stack, f"""
+        result = [r.status.value for r in Client().list_pipeline_runs(
+            pipeline_name="restart_probe_{RUN_ID}")]
+    """)
+    assert runs == ["completed"]
+
+
+def wait_healthy(stack, timeout=300):
+    names = [stack.container(s) for s in ("database", "object-store", "zenml", "mlflow")]
+    subprocess.run(["timeout", str(timeout), "sh", "-c",
+                    "until [ \"$(docker inspect --format '{{.State.Health.Status}}' " + " ".join(names) +
+                    " | sort -u)\" = healthy ]; do sleep 2; done"], check=True)
+
+
+def test_restarting_every_container_loses_nothing(stack, written_records):
+    names = [stack.container(s) for s in ("database", "object-store", "zenml", "mlflow")]
+    subprocess.run(["docker", "restart", *names], check=True, capture_output=True)
+    wait_healthy(stack)
+    assert_records_survived(stack, written_records)
+
+
+def test_restarting_the_docker_engine_loses_nothing(stack, written_records):
+    subprocess.run(["start-stop-daemon", "--stop", "--retry", "30", "--pidfile", "/var/run/docker.pid"],
+                   check=True)
+    # The play starts the engine again; the restart policy brings every container back.
+    ansible_playbook("playbooks/run_server.yml", "--tags", "docker_engine")
+    wait_healthy(stack)
+    assert_records_survived(stack, written_records)
+
+
+def test_second_run_changes_nothing(stack):
+    result = ansible_playbook("playbooks/run_server.yml")
+    assert recap(result.stdout)["changed"] == 0, result.stdout[-4000:]
+
+
+def test_check_mode_runs_clean(stack):
+    result = ansible_playbook("playbooks/run_server.yml", "--check")
+    assert recap(result.stdout)["changed"] == 0, result.stdout[-4000:]

@@ -1,0 +1,27 @@
+"""Run ZenML client code as one identity, in a child process with its own ZenML config folder.
+
+ZenML keeps its client configuration global per process, so each identity gets a fresh process.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+
+def zenml_as(url: str, username: str, password: str, code: str, timeout: int = 300):
+    """Run `code` (which sets `result`) as `username` against the ZenML server; return `result`."""
+    script = "import json\nfrom zenml.client import Client\n" + textwrap.dedent(code) + \
+             "\nprint('RESULT=' + json.dumps(result))\n"
+    with tempfile.TemporaryDirectory() as config:
+        env = {**os.environ, "ZENML_CONFIG_PATH": config, "ZENML_STORE_URL": url,
+               "ZENML_STORE_USERNAME": username, "ZENML_STORE_PASSWORD": password,
+               "ZENML_ANALYTICS_OPT_IN": "false", "ZENML_LOGGING_VERBOSITY": "WARN",
+               "ZENML_ENABLE_REPO_INIT_WARNINGS": "false"}
+        done = subprocess.run([sys.executable, "-c", script], env=env, cwd=config,
+                              capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT=")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"ZenML client failed (rc={done.returncode}): {done.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT="):])
