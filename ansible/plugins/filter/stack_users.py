@@ -1,0 +1,61 @@
+"""Validate the users given to manage_users.yml: one username/role pair or a course roster (CSV)."""
+import csv
+import io
+import re
+
+from ansible.errors import AnsibleFilterError
+
+ROLES = ("developer", "teacher", "administrator")
+USERNAME = re.compile(r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")
+USERNAME_RULE = "3 to 20 characters: a-z, 0-9 and '-', starting with a letter, not ending with '-'"
+
+
+def check_user(username, role, reserved, where="") -> dict:
+    """One user as {'username', 'role'}, or AnsibleFilterError with a one-line reason."""
+    username = (username or "").strip()
+    role = (role or "").strip()
+    if not USERNAME.match(username) or "--" in username:
+        raise AnsibleFilterError(f"{where}{username!r} is not a valid username ({USERNAME_RULE})")
+    if any(username == name or (name.endswith("*") and username.startswith(name[:-1])) for name in reserved):
+        raise AnsibleFilterError(f"{where}{username!r} is reserved by the stack")
+    if role not in ROLES:
+        raise AnsibleFilterError(f"{where}unknown role {role!r} for {username!r} (one of: {', '.join(ROLES)})")
+    return {"username": username, "role": role}
+
+
+def parse_roster(text, reserved, name="roster") -> list:
+    """Users of a CSV roster with the columns username and role; the whole roster or an error."""
+    rows = list(csv.reader(io.StringIO(text)))
+    header = [cell.strip().lower() for cell in rows[0]] if rows else []
+    if header[:2] != ["username", "role"]:
+        raise AnsibleFilterError(f"{name}: the first line must be the header 'username,role'")
+    users, seen = [], set()
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != 2:
+            raise AnsibleFilterError(f"{name} line {number}: expected 2 columns (username,role), got {len(row)}")
+        user = check_user(row[0], row[1], reserved, where=f"{name} line {number}: ")
+        if user["username"] in seen:
+            raise AnsibleFilterError(f"{name} line {number}: {user['username']!r} appears twice")
+        seen.add(user["username"])
+        users.append(user)
+    if not users:
+        raise AnsibleFilterError(f"{name}: no users in the roster")
+    return users
+
+
+def stack_users(request, reserved):
+    """Filter: {'username', 'role', 'roster_text', 'roster_name'} -> list of checked users."""
+    if request.get("roster_text") is not None:
+        if request.get("username"):
+            raise AnsibleFilterError("give either username (with role) or roster, not both")
+        return parse_roster(request["roster_text"], reserved, request.get("roster_name") or "roster")
+    if request.get("username") is None:
+        raise AnsibleFilterError("no user given: pass -e username=NAME (and role=ROLE) or -e roster=FILE.csv")
+    return [check_user(str(request["username"]), str(request.get("role") or "developer"), reserved)]
+
+
+class FilterModule:
+    def filters(self):
+        return {"stack_users": stack_users}

@@ -1,0 +1,43 @@
+"""Connection options and REST calls shared by the mlflow_* modules (MLflow's basic-auth API)."""
+try:
+    import requests
+    HAS_REQUESTS = True
+except ImportError:  # reported by MlflowApi
+    HAS_REQUESTS = False
+
+MLFLOW_CONNECTION_ARGS = dict(
+    mlflow_url=dict(type="str", required=True),
+    mlflow_username=dict(type="str", required=True),
+    mlflow_password=dict(type="str", required=True, no_log=True),
+)
+
+
+class MlflowApiError(Exception):
+    """An answer other than success from the MLflow server, as one line."""
+
+
+class MlflowApi:
+    """The admin's session with the MLflow server's auth REST API."""
+
+    def __init__(self, module):
+        if not HAS_REQUESTS:
+            module.fail_json(msg="the Python library 'requests' is required on the host running this module")
+        self.url = module.params["mlflow_url"].rstrip("/")
+        self.session = requests.Session()
+        self.session.auth = (module.params["mlflow_username"], module.params["mlflow_password"])
+
+    def call(self, method, path, missing_ok=False, **payload):
+        """Call /api/<path>: JSON body for writes, query for reads; None for a missing resource."""
+        kwargs = {"params": payload} if method == "GET" else {"json": payload}
+        answer = self.session.request(method, f"{self.url}/api/{path}", timeout=30, **kwargs)
+        if answer.status_code == 404 and missing_ok:
+            return None
+        if answer.status_code >= 400:
+            text = " ".join(answer.text.split())[:300]
+            raise MlflowApiError(f"{method} {path}: HTTP {answer.status_code}: {text}")
+        return answer.json() if answer.content else {}
+
+    def password_works(self, username, password):
+        """Whether the server accepts these credentials (HTTP basic auth)."""
+        answer = requests.get(f"{self.url}/api/2.0/mlflow/users/current", auth=(username, password), timeout=30)
+        return answer.status_code == 200

@@ -1,0 +1,85 @@
+import importlib.util
+from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+SPEC = importlib.util.spec_from_file_location(
+    "stack_users", Path(__file__).parents[2] / "ansible/plugins/filter/stack_users.py")
+stack_users_module = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(stack_users_module)
+stack_users = stack_users_module.stack_users
+
+RESERVED = ["root", "admin", "mysql", "shared*", "mlops*", "stackadmin"]
+
+
+@pytest.mark.parametrize("username,role", [
+    ("alice", "developer"), ("bob-2", "teacher"), ("c3po", "administrator"), ("abc", "developer"),
+    ("a" * 20, "developer"),
+])
+def test_valid_users(username, role):
+    assert stack_users({"username": username, "role": role}, RESERVED) == [{"username": username, "role": role}]
+
+
+@pytest.mark.parametrize("username,reason", [
+    ("", "not a valid username"),
+    ("ab", "not a valid username"),
+    ("a" * 21, "not a valid username"),
+    ("Alice", "not a valid username"),
+    ("alice_b", "not a valid username"),
+    ("alice-", "not a valid username"),
+    ("al--ice", "not a valid username"),
+    ("1alice", "not a valid username"),
+    ("alice'; DROP DATABASE x;--", "not a valid username"),
+    ("$(id)", "not a valid username"),
+    ("al ice", "not a valid username"),
+    ("root", "reserved"),
+    ("admin", "reserved"),
+    ("mysql", "reserved"),
+    ("shared-data", "reserved"),
+    ("mlops-root", "reserved"),
+    ("stackadmin", "reserved"),
+])
+def test_bad_usernames(username, reason):
+    with pytest.raises(AnsibleFilterError, match=reason):
+        stack_users({"username": username, "role": "developer"}, RESERVED)
+
+
+def test_unknown_role():
+    with pytest.raises(AnsibleFilterError, match="unknown role 'student'"):
+        stack_users({"username": "alice", "role": "student"}, RESERVED)
+
+
+def test_role_defaults_to_developer():
+    assert stack_users({"username": "alice"}, RESERVED)[0]["role"] == "developer"
+
+
+def test_roster():
+    text = "username,role\nalice,developer\n bob , teacher\n\ncarol,administrator\n"
+    users = stack_users({"roster_text": text, "roster_name": "course.csv"}, RESERVED)
+    assert [u["username"] for u in users] == ["alice", "bob", "carol"]
+    assert users[1]["role"] == "teacher"
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("alice,developer\n", "header"),
+    ("username,role\n", "no users"),
+    ("username,role\nalice,developer\nalice,teacher\n", "line 3: 'alice' appears twice"),
+    ("username,role\nalice,developer\nBob,developer\n", "line 3: 'Bob' is not a valid username"),
+    ("username,role\nalice,developer,extra\n", "line 2: expected 2 columns"),
+    ("username,role\nalice,wizard\n", "line 2: unknown role"),
+    ("username,role\nroot,developer\n", "line 2: 'root' is reserved"),
+])
+def test_bad_rosters_are_rejected_whole(text, reason):
+    with pytest.raises(AnsibleFilterError, match=reason):
+        stack_users({"roster_text": text, "roster_name": "course.csv"}, RESERVED)
+
+
+def test_username_and_roster_together():
+    with pytest.raises(AnsibleFilterError, match="not both"):
+        stack_users({"username": "alice", "roster_text": "username,role\nbob,developer\n"}, RESERVED)
+
+
+def test_nothing_given():
+    with pytest.raises(AnsibleFilterError, match="no user given"):
+        stack_users({}, RESERVED)
