@@ -1,4 +1,5 @@
 """Session fixtures: the stack is brought up once with playbooks/run_server.yml, for real."""
+import os
 import sys
 from pathlib import Path
 
@@ -16,5 +17,8 @@ def stack_run():
 
 
 @pytest.fixture(scope="session")
-def stack(stack_run):
+def stack(request):
+    """The running stack; brought up by run_server.yml unless STACK_REUSE=1 (development only)."""
+    if os.environ.get("STACK_REUSE") != "1":
+        request.getfixturevalue("stack_run")
     return load_stack()

@@ -19,7 +19,10 @@ def zenml_as(url: str, username: str, password: str, code: str, timeout: int = 3
                "ZENML_STORE_USERNAME": username, "ZENML_STORE_PASSWORD": password,
                "ZENML_ANALYTICS_OPT_IN": "false", "ZENML_LOGGING_VERBOSITY": "WARN",
                "ZENML_ENABLE_REPO_INIT_WARNINGS": "false"}
-        done = subprocess.run([sys.executable, "-c", script], env=env, cwd=config,
+        # ZenML needs a source file to run pipelines from (not `python -c`).
+        with open(os.path.join(config, "probe.py"), "w", encoding="utf-8") as probe:
+            probe.write(script)
+        done = subprocess.run([sys.executable, "probe.py"], env=env, cwd=config,
                               capture_output=True, text=True, timeout=timeout)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT=")]
     if done.returncode != 0 or not lines:

@@ -26,12 +26,12 @@ def db(stack, **kwargs):
 def s3(stack):
     return boto3.client(
         "s3", endpoint_url=stack.url("object_store_api_port"), region_name="us-east-1",
-        aws_access_key_id=stack.settings.get("object_store_root_user", "mlops-root"),
+        aws_access_key_id=f"{stack.settings['stack_name']}-root",
         aws_secret_access_key=stack.secret("object_store_root_password"))
 
 
 def mlflow_auth(stack):
-    return (stack.settings.get("mlflow_server_admin_username", "mlops-admin"),
+    return (stack.settings["stack_admin_username"],
             stack.secret("mlflow_server_admin_password"))
 
 
@@ -129,7 +129,7 @@ def test_mlflow_run_with_metric_and_artifact(stack, tmp_path, monkeypatch):
 def zenml_admin(stack, code):
     from zenml_client import zenml_as
     return zenml_as(stack.url("zenml_server_port"),
-                    stack.settings.get("zenml_server_admin_username", "mlops-admin"),
+                    stack.settings["stack_admin_username"],
                     stack.secret("zenml_server_admin_password"), code)
 
 
@@ -147,7 +147,7 @@ def test_zenml_refuses_a_wrong_password(stack):
     from zenml_client import zenml_as
     with pytest.raises(RuntimeError):
         zenml_as(stack.url("zenml_server_port"),
-                 stack.settings.get("zenml_server_admin_username", "mlops-admin"), "wrong-password",
+                 stack.settings["stack_admin_username"], "wrong-password",
                  "result = [s.name for s in Client().list_stacks()]", timeout=120)
 
 
