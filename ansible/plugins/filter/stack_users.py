@@ -56,6 +56,33 @@ def stack_users(request, reserved):
     return [check_user(str(request["username"]), str(request.get("role") or "developer"), reserved)]
 
 
+def stack_users_zenml(user, secrets, urls):
+    """What the zenml_users module needs for one user: private secrets and the user's own stack."""
+    name = user["username"]
+    mine = secrets[name]
+
+    def ref(secret, key):  # ZenML resolves {{secret.key}} from the user's private secret at run time
+        return "{{" + f"{name}-{secret}.{key}" + "}}"
+
+    return {
+        "name": name, "password": mine["zenml"], "admin": user["role"] == "administrator", "stack": name,
+        "secrets": {
+            f"{name}-object-store": {"aws_access_key_id": name, "aws_secret_access_key": mine["object_store"]},
+            f"{name}-mlflow": {"username": name, "password": mine["mlflow"]},
+        },
+        "components": {
+            f"{name}-artifacts": {"type": "artifact_store", "flavor": "s3", "configuration": {
+                "path": f"s3://{name}", "key": ref("object-store", "aws_access_key_id"),
+                "secret": ref("object-store", "aws_secret_access_key"),
+                "client_kwargs": {"endpoint_url": urls["object_store"], "region_name": "us-east-1"}}},
+            f"{name}-mlflow": {"type": "experiment_tracker", "flavor": "mlflow", "configuration": {
+                "tracking_uri": urls["mlflow"], "tracking_username": ref("mlflow", "username"),
+                "tracking_password": ref("mlflow", "password")}},
+            f"{name}-local": {"type": "orchestrator", "flavor": "local", "configuration": {}},
+        },
+    }
+
+
 class FilterModule:
     def filters(self):
-        return {"stack_users": stack_users}
+        return {"stack_users": stack_users, "stack_users_zenml": stack_users_zenml}
