@@ -5,7 +5,9 @@ DOCUMENTATION = r"""
 module: minio_bucket
 short_description: Manage a bucket on a MinIO-compatible object store
 description:
-  - Creates or removes a bucket, and sets its hard quota and object-expiry rule.
+  - Creates or removes a bucket, and sets its hard quota and an object-expiry lifecycle rule.
+  - The expiry rule is the lifecycle rule with the ID C(stack-expiry); other lifecycle rules of the
+    bucket are left as they are.
 options:
   name:
     description: Name of the bucket.
@@ -25,7 +27,9 @@ options:
     type: int
     default: 0
   purge:
-    description: With O(state=absent), delete the bucket's objects first (otherwise a non-empty bucket is an error).
+    description:
+      - With O(state=absent), delete the bucket's objects (all versions) first.
+      - Without it, removing a bucket that is not empty is an error.
     type: bool
     default: false
 extends_documentation_fragment:
@@ -42,12 +46,19 @@ attributes:
 EXAMPLES = r"""
 - name: A student's bucket with 5 GiB and a 180-day expiry
   minio_bucket:
-    minio_url: http://127.0.0.1:9000
     minio_access_key: "{{ root_user }}"
     minio_secret_key: "{{ root_password }}"
     name: alice
     quota: 5368709120
     expiry_days: 180
+
+- name: Remove the bucket and everything in it
+  minio_bucket:
+    minio_access_key: "{{ root_user }}"
+    minio_secret_key: "{{ root_password }}"
+    name: alice
+    state: absent
+    purge: true
 """
 
 RETURN = r"""
@@ -59,63 +70,75 @@ bucket:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.minio_common import MINIO_CONNECTION_ARGS, admin_json, minio_connect
+from ansible.module_utils.minio_common import (admin_json, error_message, minio_argument_spec,
+                                               minio_connect)
 
 RULE_ID = "stack-expiry"
+
+
+def expiry_days(config):
+    """Days after which the module's rule expires objects (0: no such rule)."""
+    for rule in (config.rules if config else []):
+        if rule.rule_id == RULE_ID and rule.expiration and rule.expiration.days:
+            return rule.expiration.days
+    return 0
+
+
+def with_expiry(config, days):
+    """The bucket's lifecycle rules with the module's rule set to `days` (dropped for 0)."""
+    from minio.commonconfig import ENABLED, Filter
+    from minio.lifecycleconfig import Expiration, Rule
+    rules = [rule for rule in (config.rules if config else []) if rule.rule_id != RULE_ID]
+    if days:
+        rules.append(Rule(ENABLED, rule_filter=Filter(prefix=""), rule_id=RULE_ID,
+                          expiration=Expiration(days=days)))
+    return rules
 
 
 def read_bucket(client, admin, name):
     if not client.bucket_exists(name):
         return {"exists": False}
-    quota = admin_json(admin.bucket_quota_get(name)).get("quota", 0) or 0
-    lifecycle = client.get_bucket_lifecycle(name)
-    days = 0
-    for rule in (lifecycle.rules if lifecycle else []):
-        if rule.rule_id == RULE_ID and rule.expiration:
-            days = rule.expiration.days or 0
-    return {"exists": True, "quota": quota, "expiry_days": days}
+    quota = admin_json(admin.bucket_quota_get(name)).get("quota") or 0
+    return {"exists": True, "quota": quota, "expiry_days": expiry_days(client.get_bucket_lifecycle(name))}
+
+
+def purge_objects(client, name):
+    from minio.deleteobjects import DeleteObject
+    objects = (DeleteObject(o.object_name, o.version_id)
+               for o in client.list_objects(name, recursive=True, include_version=True))
+    errors = list(client.remove_objects(name, objects))
+    if errors:
+        raise RuntimeError(f"could not delete {len(errors)} objects, first: {errors[0].message}")
 
 
 def apply(client, admin, name, before, after, purge):
-    from minio.commonconfig import ENABLED, Filter
-    from minio.deleteobjects import DeleteObject
-    from minio.lifecycleconfig import Expiration, LifecycleConfig, Rule
-
+    from minio.lifecycleconfig import LifecycleConfig
     if not after["exists"]:
         if purge:
-            objects = (DeleteObject(o.object_name, o.version_id)
-                       for o in client.list_objects(name, recursive=True, include_version=True))
-            errors = list(client.remove_objects(name, objects))
-            if errors:
-                raise RuntimeError(f"could not delete {len(errors)} objects")
+            purge_objects(client, name)
         client.remove_bucket(name)
         return
     if not before["exists"]:
         client.make_bucket(name)
         before = {"exists": True, "quota": 0, "expiry_days": 0}
     if before["quota"] != after["quota"]:
-        if after["quota"]:
-            admin.bucket_quota_set(name, after["quota"])
-        else:
-            admin.bucket_quota_clear(name)
+        admin.bucket_quota_set(name, after["quota"])  # 0 clears the quota
     if before["expiry_days"] != after["expiry_days"]:
-        if after["expiry_days"]:
-            rule = Rule(ENABLED, rule_filter=Filter(prefix=""), rule_id=RULE_ID,
-                        expiration=Expiration(days=after["expiry_days"]))
-            client.set_bucket_lifecycle(name, LifecycleConfig([rule]))
+        rules = with_expiry(client.get_bucket_lifecycle(name), after["expiry_days"])
+        if rules:
+            client.set_bucket_lifecycle(name, LifecycleConfig(rules))
         else:
             client.delete_bucket_lifecycle(name)
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=minio_argument_spec(
             name=dict(type="str", required=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             quota=dict(type="int", default=0),
             expiry_days=dict(type="int", default=0),
-            purge=dict(type="bool", default=False),
-            **MINIO_CONNECTION_ARGS),
+            purge=dict(type="bool", default=False)),
         supports_check_mode=True,
     )
     params = module.params
@@ -130,8 +153,8 @@ def main():
         changed = before != after
         if changed and not module.check_mode:
             apply(client, admin, name, before, after, params["purge"])
-    except Exception as error:  # the service's own message, on one line
-        module.fail_json(msg=f"bucket {name}: {error}")
+    except Exception as error:  # pylint: disable=broad-except
+        module.fail_json(msg=f"bucket {name}: {error_message(error)}")
     module.exit_json(changed=changed, bucket=after, diff=dict(before=before, after=after))
 
 

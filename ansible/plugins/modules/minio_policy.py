@@ -6,6 +6,8 @@ module: minio_policy
 short_description: Manage a policy on a MinIO-compatible object store
 description:
   - Creates, updates or removes a named IAM policy through the MinIO admin API.
+  - Documents are compared in the form the server stores them (single values as lists, order of
+    actions, resources and statements ignored), so an unchanged document reports no change.
 options:
   name:
     description: Name of the policy.
@@ -15,7 +17,7 @@ options:
     description: The policy document (IAM JSON as a dictionary). Required with O(state=present).
     type: dict
   state:
-    description: Whether the policy exists.
+    description: Whether the policy exists. Removing a policy that is attached to users is an error.
     type: str
     choices: [present, absent]
     default: present
@@ -33,51 +35,77 @@ attributes:
 EXAMPLES = r"""
 - name: Let every user read and write the bucket named after them
   minio_policy:
-    minio_url: http://127.0.0.1:9000
     minio_access_key: "{{ root_user }}"
     minio_secret_key: "{{ root_password }}"
-    name: developer
+    name: own-bucket
     policy:
       Version: "2012-10-17"
       Statement:
         - Effect: Allow
-          Action: ["s3:*"]
-          Resource: ["arn:aws:s3:::${aws:username}", "arn:aws:s3:::${aws:username}/*"]
+          Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+          Resource: ["arn:aws:s3:::${aws:username}/*"]
+
+- name: Remove a policy
+  minio_policy:
+    minio_url: http://127.0.0.1:19000
+    minio_access_key: "{{ root_user }}"
+    minio_secret_key: "{{ root_password }}"
+    name: own-bucket
+    state: absent
 """
 
 RETURN = r"""
 policy:
-  description: The policy document after the module ran (null when absent).
+  description: The policy document after the module ran, in its canonical form (null when absent).
   returned: always
   type: dict
+  sample:
+    Version: "2012-10-17"
+    Statement: [{Effect: Allow, Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::data/*"]}]
 """
 
+import json
+
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.minio_common import MINIO_CONNECTION_ARGS, admin_json, minio_connect
+from ansible.module_utils.minio_common import (admin_error_code, admin_json, error_message,
+                                               minio_argument_spec, minio_connect)
+
+LIST_KEYS = ("Action", "NotAction", "Resource", "NotResource")
 
 
-def _as_sorted_list(value):
-    return sorted(value) if isinstance(value, list) else [value]
+def _strings(value):
+    """A policy value as the server returns it: a sorted list of distinct strings."""
+    values = value if isinstance(value, list) else [value]
+    return sorted({str(v).lower() if isinstance(v, bool) else str(v) for v in values})
 
 
 def normalize_policy(document):
-    """The policy in a canonical form: single values as lists, lists sorted, statements sorted."""
-    if document is None:
+    """The policy in a canonical form (None for no policy): lists sorted, statements sorted."""
+    if not document:
         return None
     statements = []
     for statement in document.get("Statement", []):
-        statements.append({key: _as_sorted_list(value) if key in ("Action", "NotAction", "Resource", "NotResource")
-                           else value for key, value in statement.items() if key != "Sid"})
-    statements.sort(key=repr)
+        canonical = {}
+        for key, value in statement.items():
+            if key in LIST_KEYS:
+                value = _strings(value)
+            elif key == "Condition":
+                value = {operator: {name: _strings(values) for name, values in conditions.items()}
+                         for operator, conditions in value.items()}
+            elif key == "Sid" and not value:
+                continue
+            canonical[key] = value
+        statements.append(canonical)
+    statements.sort(key=lambda statement: json.dumps(statement, sort_keys=True))
     return {"Version": document.get("Version", "2012-10-17"), "Statement": statements}
 
 
-def current_policy(admin, name):
+def read_policy(admin, name):
     from minio.error import MinioAdminException
     try:
         info = admin_json(admin.policy_info(name))
     except MinioAdminException as error:
-        if "404" in str(getattr(error, "_code", "")) or "NoSuchPolicy" in str(error):
+        if admin_error_code(error) == "XMinioAdminNoSuchPolicy":
             return None
         raise
     return info.get("Policy", info)
@@ -85,27 +113,26 @@ def current_policy(admin, name):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=minio_argument_spec(
             name=dict(type="str", required=True),
             policy=dict(type="dict"),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            **MINIO_CONNECTION_ARGS),
+            state=dict(type="str", choices=["present", "absent"], default="present")),
         required_if=[("state", "present", ["policy"])],
         supports_check_mode=True,
     )
     name, state = module.params["name"], module.params["state"]
     _client, admin = minio_connect(module)
+    after = normalize_policy(module.params["policy"]) if state == "present" else None
     try:
-        before = normalize_policy(current_policy(admin, name))
-        after = normalize_policy(module.params["policy"]) if state == "present" else None
+        before = normalize_policy(read_policy(admin, name))
         changed = before != after
         if changed and not module.check_mode:
             if state == "present":
                 admin.policy_add(name, policy=module.params["policy"])
             else:
                 admin.policy_remove(name)
-    except Exception as error:  # the service's own message, on one line
-        module.fail_json(msg=f"policy {name}: {error}")
+    except Exception as error:  # pylint: disable=broad-except
+        module.fail_json(msg=f"policy {name}: {error_message(error)}")
     module.exit_json(changed=changed, policy=after, diff=dict(before=before or {}, after=after or {}))
 
 
