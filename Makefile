@@ -29,3 +29,4 @@ lint: venv
 
 bench: venv
 	$(BIN)/python bench/provisioning.py
+	$(BIN)/python bench/users.py

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# As every user.env says: artifacts go through the MLflow server, not presigned object-store links.
+os.environ["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] = "false"
 
 from stackenv import ansible_playbook, load_stack  # noqa: E402
 

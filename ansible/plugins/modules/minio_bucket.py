@@ -32,6 +32,11 @@ options:
       - Without it, removing a bucket that is not empty is an error.
     type: bool
     default: false
+  archive_dir:
+    description:
+      - With O(state=absent), first download every object (latest versions) into this folder on the
+        host running the module, keeping their keys as paths.
+    type: path
 extends_documentation_fragment:
   - minio
 attributes:
@@ -111,9 +116,22 @@ def purge_objects(client, name):
         raise RuntimeError(f"could not delete {len(errors)} objects, first: {errors[0].message}")
 
 
-def apply(client, admin, name, before, after, purge):
+def archive_objects(client, name, folder):
+    """Download the bucket's objects into folder; the keys become relative paths."""
+    import os
+    root = os.path.realpath(folder)
+    for item in client.list_objects(name, recursive=True):
+        target = os.path.realpath(os.path.join(root, item.object_name))
+        if not target.startswith(root + os.sep):
+            raise RuntimeError(f"object key {item.object_name!r} leaves the archive folder")
+        client.fget_object(name, item.object_name, target)
+
+
+def apply(client, admin, name, before, after, purge, archive_dir=None):
     from minio.lifecycleconfig import LifecycleConfig
     if not after["exists"]:
+        if archive_dir:
+            archive_objects(client, name, archive_dir)
         if purge:
             purge_objects(client, name)
         client.remove_bucket(name)
@@ -138,7 +156,8 @@ def main():
             state=dict(type="str", choices=["present", "absent"], default="present"),
             quota=dict(type="int", default=0),
             expiry_days=dict(type="int", default=0),
-            purge=dict(type="bool", default=False)),
+            purge=dict(type="bool", default=False),
+            archive_dir=dict(type="path")),
         supports_check_mode=True,
     )
     params = module.params
@@ -152,7 +171,7 @@ def main():
         before = read_bucket(client, admin, name)
         changed = before != after
         if changed and not module.check_mode:
-            apply(client, admin, name, before, after, params["purge"])
+            apply(client, admin, name, before, after, params["purge"], params["archive_dir"])
     except Exception as error:  # pylint: disable=broad-except
         module.fail_json(msg=f"bucket {name}: {error_message(error)}")
     module.exit_json(changed=changed, bucket=after, diff=dict(before=before, after=after))
