@@ -246,3 +246,13 @@ def test_remove_with_archive_exports_schema_and_bucket(stack, users):
     assert f"CREATE DATABASE" in (latest / "schema.sql").read_text()
     assert (latest / "bucket" / "runs" / "final.txt").read_bytes() == b"keep me"
     assert (STUDENT_A, "developer") not in user_rows(stack)
+
+
+def test_dry_run_lists_changes_and_makes_none(stack, users):
+    before = user_rows(stack)
+    result = manage("--tags", "add", "-e", "username=it-dry", "--check")
+    assert "changed=0" not in result.stdout
+    assert user_rows(stack) == before
+    assert not (REPO / "credentials" / "it-dry.env").exists()
+    with pytest.raises(ClientError):
+        s3(users[TEACHER]).list_objects_v2(Bucket="it-dry")
