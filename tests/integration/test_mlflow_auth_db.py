@@ -1,62 +1,245 @@
-"""The MLflow auth-database workaround (roles/mlflow_server/files/stack_mlflow.py) on the stack's MariaDB."""
+"""The MLflow auth-database workaround (roles/mlflow_server/files/entrypoint.py) on a real MariaDB/MySQL.
+
+Each test works in its own scratch schemas (it_mlflow_<random>), dropped afterwards, so it can run
+against the stack's database while the stack is in use. Which database:
+
+- by default the stack's (the `stack` fixture: brought up by run_server.yml, or reused with
+  STACK_REUSE=1), as root with credentials/database_root_password on 127.0.0.1:database_port;
+- or any server given by MLFLOW_IT_DB_HOST, MLFLOW_IT_DB_PORT (3306), MLFLOW_IT_DB_USER (root) and
+  MLFLOW_IT_DB_PASSWORD or MLFLOW_IT_DB_PASSWORD_FILE; the user needs CREATE and DROP on any schema:
+
+    MLFLOW_IT_DB_HOST=127.0.0.1 MLFLOW_IT_DB_PORT=15306 MLFLOW_IT_DB_PASSWORD_FILE=/path/to/password \\
+      .venv/bin/pytest tests/integration/test_mlflow_auth_db.py
+
+The last test runs the entry point itself (so the real `mlflow server --app-name basic-auth` of this
+venv) against two empty schemas, logs in, records a run and restarts it.
+"""
+import contextlib
 import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
 import pymysql
 import pytest
+import requests
 import sqlalchemy
-from mlflow.server.auth.db.utils import migrate
 
-from stackenv import REPO
+REPO = Path(__file__).resolve().parents[2]
+SPEC = importlib.util.spec_from_file_location("mlflow_entrypoint", REPO / "roles/mlflow_server/files/entrypoint.py")
+entrypoint = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(entrypoint)
 
-SPEC = importlib.util.spec_from_file_location("stack_mlflow", REPO / "roles/mlflow_server/files/stack_mlflow.py")
-stack_mlflow = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(stack_mlflow)
+UPSTREAM_BUG = "fk_user_id|Duplicate|errno: 121|errno: 150"
+
+
+@pytest.fixture(scope="module")
+def db(request):
+    """dict(host, port, user, password) of an account that may create and drop schemas."""
+    if os.environ.get("MLFLOW_IT_DB_HOST"):
+        password = os.environ.get("MLFLOW_IT_DB_PASSWORD")
+        if password is None:
+            password = Path(os.environ["MLFLOW_IT_DB_PASSWORD_FILE"]).read_text().strip()
+        return {"host": os.environ["MLFLOW_IT_DB_HOST"], "port": int(os.environ.get("MLFLOW_IT_DB_PORT", 3306)),
+                "user": os.environ.get("MLFLOW_IT_DB_USER", "root"), "password": password}
+    stack = request.getfixturevalue("stack")
+    return {"host": stack.host, "port": int(stack.settings.get("database_port", 3306)), "user": "root",
+            "password": stack.secret("database_root_password")}
 
 
 @pytest.fixture
-def scratch_schema(stack):
-    """An empty schema and its SQLAlchemy URL, dropped afterwards."""
-    name = f"it_auth_{uuid.uuid4().hex[:8]}"
-    password = stack.secret("database_root_password")
-    conn = pymysql.connect(host=stack.host, port=stack.settings["database_port"], user="root", password=password)
+def new_schema(db):
+    """Factory of empty schemas; returns each one's SQLAlchemy URL. All are dropped afterwards."""
+    conn = pymysql.connect(host=db["host"], port=db["port"], user=db["user"], password=db["password"], autocommit=True)
+    created = []
+
+    def make():
+        name = f"it_mlflow_{uuid.uuid4().hex[:8]}"
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        created.append(name)
+        return entrypoint.database_uri(db["user"], db["password"], db["host"], db["port"], name)
+
+    yield make
     with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}`")
-    yield f"mysql+pymysql://root:{password}@{stack.host}:{stack.settings['database_port']}/{name}"
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE `{name}`")
+        for name in created:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
     conn.close()
 
 
-def tables(url):
+def mlflow_auth_init(url):
+    """What `mlflow server --app-name basic-auth` does to its auth database at start."""
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore()
+    try:
+        store.init_db(url)
+    finally:
+        if getattr(store, "engine", None) is not None:
+            store.engine.dispose()
+
+
+def inspect(url):
+    """(tables, stamped revisions) of a schema."""
     engine = sqlalchemy.create_engine(url)
     try:
-        return set(sqlalchemy.inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            tables = set(sqlalchemy.inspect(conn).get_table_names())
+            versions = []
+            if entrypoint.AUTH_VERSION_TABLE in tables:
+                versions = list(conn.execute(sqlalchemy.text(f"SELECT version_num FROM {entrypoint.AUTH_VERSION_TABLE}")).scalars())
+        return tables, versions
     finally:
         engine.dispose()
 
 
-def test_upstream_migration_fails_on_mariadb(scratch_schema):
-    """The bug the workaround exists for: if this starts passing, upstream fixed it."""
-    engine = sqlalchemy.create_engine(scratch_schema)
-    with pytest.raises(sqlalchemy.exc.OperationalError, match="fk_user_id|Duplicate|errno: 121"):
-        migrate(engine, "head")
-    engine.dispose()
+def head_revision():
+    from alembic.script import ScriptDirectory
+    from mlflow.server.auth.db.utils import _get_alembic_config
+
+    return ScriptDirectory.from_config(_get_alembic_config("sqlite://")).get_current_head()
 
 
-def test_workaround_then_mlflow_migrates_to_head(scratch_schema):
-    assert stack_mlflow.prepare_auth_database(scratch_schema) is True
-    engine = sqlalchemy.create_engine(scratch_schema)
-    migrate(engine, "head")
-    with engine.connect() as conn:
-        version = conn.execute(sqlalchemy.text("SELECT version_num FROM alembic_version_auth")).scalar()
+def test_upstream_migration_fails_on_mariadb(new_schema):
+    """The bug the workaround exists for. If this starts failing, upstream fixed it: drop the workaround."""
+    url = new_schema()
+    with pytest.raises(sqlalchemy.exc.OperationalError, match=UPSTREAM_BUG):
+        mlflow_auth_init(url)
+
+
+def test_workaround_then_mlflow_migrates_to_head(new_schema):
+    url = new_schema()
+    assert entrypoint.prepare_auth_database(url) is True
+    assert inspect(url) == (set(entrypoint.INITIAL_AUTH_TABLES), [entrypoint.INITIAL_AUTH_REVISION])
+    mlflow_auth_init(url)
+    tables, versions = inspect(url)
+    assert versions == [head_revision()] != [entrypoint.INITIAL_AUTH_REVISION]
+    assert {"users", "experiment_permissions", "registered_model_permissions", "roles", "role_permissions"} <= tables
+    # A restart: the workaround leaves the migrated schema alone, MLflow finds nothing to do.
+    assert entrypoint.prepare_auth_database(url) is False
+    mlflow_auth_init(url)
+    assert inspect(url) == (tables, versions)
+
+
+def test_workaround_twice_before_mlflow(new_schema):
+    url = new_schema()
+    assert entrypoint.prepare_auth_database(url) is True
+    assert entrypoint.prepare_auth_database(url) is False
+    assert inspect(url)[1] == [entrypoint.INITIAL_AUTH_REVISION]
+    mlflow_auth_init(url)
+    assert inspect(url)[1] == [head_revision()]
+
+
+def test_workaround_repairs_a_failed_unpatched_start(new_schema):
+    """A server started once without the workaround leaves half the first migration behind."""
+    url = new_schema()
+    with pytest.raises(sqlalchemy.exc.OperationalError, match=UPSTREAM_BUG):
+        mlflow_auth_init(url)
+    tables, versions = inspect(url)
+    assert versions == [] and "registered_model_permissions" not in tables
+    assert entrypoint.prepare_auth_database(url) is True
+    mlflow_auth_init(url)
+    assert inspect(url)[1] == [head_revision()]
+
+
+def test_workaround_leaves_foreign_schemas_alone(new_schema):
+    url = new_schema()
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("CREATE TABLE something_else (id INTEGER PRIMARY KEY)"))
     engine.dispose()
-    assert version != stack_mlflow.INITIAL_AUTH_REVISION
-    assert {"users", "experiment_permissions", "roles", "role_permissions"} <= tables(scratch_schema)
-    # A restart finds the schema in use and leaves it alone.
-    assert stack_mlflow.prepare_auth_database(scratch_schema) is False
+    assert entrypoint.prepare_auth_database(url) is False
+    assert inspect(url) == ({"something_else"}, [])
+
+
+def test_workaround_refuses_an_unexpected_half_state(new_schema):
+    url = new_schema()
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(entrypoint.INITIAL_AUTH_TABLES[entrypoint.AUTH_VERSION_TABLE]))
+        conn.execute(sqlalchemy.text("CREATE TABLE roles (id INTEGER PRIMARY KEY)"))
+    engine.dispose()
+    with pytest.raises(RuntimeError, match="roles"):
+        entrypoint.prepare_auth_database(url)
 
 
 def test_workaround_ignores_other_databases(tmp_path):
-    assert stack_mlflow.prepare_auth_database(f"sqlite:///{tmp_path}/auth.db") is False
+    assert entrypoint.prepare_auth_database(f"sqlite:///{tmp_path}/auth.db") is False
+    assert not (tmp_path / "auth.db").exists()
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_entrypoint(env, port, log):
+    """Run entrypoint.py (it execs `mlflow server`) listening on port; yield its URL once healthy."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, SPEC.origin], env={**env, "MLFLOW_LISTEN_PORT": str(port)},
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, f"the server exited ({proc.returncode}):\n{log.read_text()[-4000:]}"
+            assert time.monotonic() < deadline, f"not healthy after 120 s:\n{log.read_text()[-4000:]}"
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            time.sleep(1)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_entrypoint_starts_the_real_server_on_empty_schemas_and_restarts(db, new_schema, tmp_path):
+    tracking, auth = new_schema(), new_schema()
+    admin, password = "it-admin", uuid.uuid4().hex
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "HOME": str(tmp_path),
+        "MLFLOW_DB_HOST": db["host"], "MLFLOW_DB_PORT": str(db["port"]),
+        "MLFLOW_DB_USER": db["user"], "MLFLOW_DB_PASSWORD": db["password"],
+        "MLFLOW_DB_NAME": tracking.rsplit("/", 1)[1], "MLFLOW_AUTH_DB_NAME": auth.rsplit("/", 1)[1],
+        "MLFLOW_AUTH_ADMIN_USERNAME": admin, "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": uuid.uuid4().hex,
+        "MLFLOW_ARTIFACTS_DESTINATION": (tmp_path / "artifacts").as_uri(),
+        "MLFLOW_AUTH_CONFIG_PATH": str(tmp_path / "basic_auth.ini"),
+        "MLFLOW_WORKERS": "1",
+    }
+    log = tmp_path / "server.log"
+    port = free_port()
+    for start in ("first start", "restart"):
+        with running_entrypoint(env, port, log) as url:
+            search = f"{url}/api/2.0/mlflow/experiments/search?max_results=10"
+            assert requests.get(search, timeout=10).status_code == 401, start
+            assert requests.get(search, auth=(admin, "wrong-password-1"), timeout=10).status_code == 401, start
+            assert requests.get(search, auth=(admin, password), timeout=10).status_code == 200, start
+            experiment = requests.post(f"{url}/api/2.0/mlflow/experiments/create", auth=(admin, password),
+                                       json={"name": f"it-{start}"}, timeout=10)
+            assert experiment.status_code == 200, experiment.text
+            run = requests.post(f"{url}/api/2.0/mlflow/runs/create", auth=(admin, password), timeout=10,
+                                json={"experiment_id": experiment.json()["experiment_id"]}).json()["run"]
+            logged = requests.post(f"{url}/api/2.0/mlflow/runs/log-metric", auth=(admin, password), timeout=10,
+                                   json={"run_id": run["info"]["run_id"], "key": "loss", "value": 0.5,
+                                         "timestamp": 0, "step": 0})
+            assert logged.status_code == 200, logged.text
+        assert (tmp_path / "basic_auth.ini").stat().st_mode & 0o077 == 0
+    assert inspect(auth)[1] == [head_revision()]
+    server_log = log.read_text()
+    assert server_log.count("created the first auth migration's tables") == 1  # first start only
+    assert password not in server_log and db["password"] not in server_log

@@ -1,33 +1,148 @@
+"""Pure functions of the MLflow server image's entry point (roles/mlflow_server/files/entrypoint.py)."""
 import configparser
 import importlib.util
+import re
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
 
 SPEC = importlib.util.spec_from_file_location(
-    "stack_mlflow", Path(__file__).parents[2] / "roles/mlflow_server/files/stack_mlflow.py")
-stack_mlflow = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(stack_mlflow)
+    "mlflow_entrypoint", Path(__file__).parents[2] / "roles/mlflow_server/files/entrypoint.py")
+entrypoint = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(entrypoint)
+
+ENV = {
+    "MLFLOW_DB_HOST": "mlops-database",
+    "MLFLOW_DB_PASSWORD": "db-secret",
+    "MLFLOW_AUTH_ADMIN_USERNAME": "stackadmin",
+    "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-secret-123",
+    "MLFLOW_FLASK_SERVER_SECRET_KEY": "flask-secret",
+    "MLFLOW_ARTIFACTS_DESTINATION": "s3://mlflow-artifacts/",
+    "AWS_SECRET_ACCESS_KEY": "s3-secret",
+}
+SECRETS = ["db-secret", "admin-secret-123", "flask-secret", "s3-secret"]
 
 
-def test_auth_config_denies_by_default():
+def read_ini(text):
+    """Read the ini the way MLflow does (configparser with its default interpolation)."""
     ini = configparser.ConfigParser()
-    ini.read_string(stack_mlflow.auth_config("mysql+pymysql://u:p@db:3306/mlflow_auth", "stackadmin"))
-    assert ini["mlflow"]["default_permission"] == "NO_PERMISSIONS"
-    assert ini["mlflow"]["admin_username"] == "stackadmin"
-    assert ini["mlflow"]["database_uri"].endswith("/mlflow_auth")
+    ini.read_string(text)
+    return ini["mlflow"]
+
+
+def test_settings_defaults():
+    settings = entrypoint.Settings.from_env(ENV)
+    assert (settings.db_port, settings.db_user, settings.db_name, settings.auth_db_name) == (3306, "mlflow", "mlflow", "mlflow_auth")
+    assert settings.workers == 2
+    assert settings.allowed_hosts == entrypoint.DEFAULT_ALLOWED_HOSTS
+
+
+@pytest.mark.parametrize("missing", ["MLFLOW_DB_HOST", "MLFLOW_DB_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD",
+                                     "MLFLOW_FLASK_SERVER_SECRET_KEY", "MLFLOW_ARTIFACTS_DESTINATION"])
+def test_settings_name_what_is_missing(missing):
+    with pytest.raises(entrypoint.ConfigError, match=missing):
+        entrypoint.Settings.from_env({k: v for k, v in ENV.items() if k != missing})
+
+
+@pytest.mark.parametrize("name,value", [("MLFLOW_DB_PORT", "x"), ("MLFLOW_WORKERS", "two")])
+def test_settings_reject_non_numbers(name, value):
+    with pytest.raises(entrypoint.ConfigError, match="whole numbers"):
+        entrypoint.Settings.from_env({**ENV, name: value})
+
+
+@pytest.mark.parametrize("password", ["plain", "p@ss:w/rd?#", "100%sure", "sp ace&+="])
+def test_database_uri_quotes_credentials(password):
+    uri = entrypoint.database_uri("ml@flow", password, "mlops-database", "3306", "mlflow_auth")
+    parts = urlsplit(uri)
+    assert parts.scheme == "mysql+pymysql"
+    assert (unquote(parts.username), unquote(parts.password)) == ("ml@flow", password)
+    assert (parts.hostname, parts.port, parts.path) == ("mlops-database", 3306, "/mlflow_auth")
+
+
+@pytest.mark.parametrize("password", ["Abcdefgh12345678", "100%sure-and-more", "%(interpolate)s-123456"])
+def test_auth_config_round_trips_through_configparser(password):
+    uri = entrypoint.database_uri("mlflow", password, "db", 3306, "mlflow_auth")
+    ini = read_ini(entrypoint.auth_config(uri, "stackadmin", password))
+    assert ini["default_permission"] == "NO_PERMISSIONS"
+    assert ini["database_uri"] == uri
+    assert ini["admin_username"] == "stackadmin"
+    assert ini["admin_password"] == password
+    assert ini["authorization_function"] == "mlflow.server.auth:authenticate_request_basic_auth"
+
+
+@pytest.mark.parametrize("username,password", [("", "x" * 12), ("admin", ""), ("admin", "two\nlines"), ("admin ", "x" * 12)])
+def test_auth_config_rejects_bad_values(username, password):
+    with pytest.raises(entrypoint.ConfigError):
+        entrypoint.auth_config("mysql+pymysql://u:p@db:3306/a", username, password)
 
 
 def test_server_command():
-    command = stack_mlflow.server_command({
-        "MLFLOW_BACKEND_STORE_URI": "mysql+pymysql://u:p@db:3306/mlflow",
-        "MLFLOW_ARTIFACTS_DESTINATION": "s3://mlflow-artifacts/",
-        "MLFLOW_ALLOWED_HOSTS": "localhost:*,mlops-mlflow:*",
-    })
+    command = entrypoint.server_command(entrypoint.Settings.from_env({
+        **ENV, "MLFLOW_WORKERS": "3", "MLFLOW_ALLOWED_HOSTS": "localhost:*,mlops-mlflow:*",
+        "MLFLOW_CORS_ALLOWED_ORIGINS": "http://10.0.0.5:5000"}))
     assert command[:4] == ["mlflow", "server", "--app-name", "basic-auth"]
-    assert command[command.index("--artifacts-destination") + 1] == "s3://mlflow-artifacts/"
+
+    def option(name):
+        return command[command.index(name) + 1]
+
+    assert (option("--host"), option("--port"), option("--workers")) == ("0.0.0.0", "5000", "3")
+    assert option("--artifacts-destination") == "s3://mlflow-artifacts/"
     assert "--serve-artifacts" in command
-    assert command[command.index("--workers") + 1] == "2"
+    assert option("--allowed-hosts") == "localhost:*,mlops-mlflow:*"
+    assert option("--cors-allowed-origins") == "http://10.0.0.5:5000"
 
 
-def test_initial_tables_have_distinct_foreign_key_names():
-    names = [word for sql in stack_mlflow.INITIAL_AUTH_TABLES for word in sql.split() if word.startswith("fk_")]
-    assert len(names) == 2 and len(set(names)) == 2
+def test_server_command_without_cors_origins():
+    assert "--cors-allowed-origins" not in entrypoint.server_command(entrypoint.Settings.from_env(ENV))
+
+
+def test_command_line_holds_no_secret():
+    """The host's `ps` shows a container's command line to every local user."""
+    command = " ".join(entrypoint.server_command(entrypoint.Settings.from_env(ENV)))
+    assert not [secret for secret in SECRETS if secret in command]
+    assert "--backend-store-uri" not in command
+
+
+def test_server_environment():
+    settings = entrypoint.Settings.from_env(ENV)
+    env = entrypoint.server_environment(ENV, settings)
+    assert env["MLFLOW_BACKEND_STORE_URI"] == "mysql+pymysql://mlflow:db-secret@mlops-database:3306/mlflow"
+    assert env["MLFLOW_AUTH_CONFIG_PATH"] == settings.auth_config_path
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    # Kept for MLflow and boto3:
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"] == "flask-secret" and env["AWS_SECRET_ACCESS_KEY"] == "s3-secret"
+    # Consumed by the entry point: MLflow would prefer them over the ini file.
+    assert not set(entrypoint.CONSUMED) & set(env)
+
+
+def test_job_execution_can_be_enabled():
+    env = {**ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true"}
+    assert entrypoint.server_environment(env, entrypoint.Settings.from_env(env))["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
+
+
+def test_initial_tables_have_distinct_constraint_names():
+    names = re.findall(r"CONSTRAINT (\w+)", " ".join(entrypoint.INITIAL_AUTH_TABLES.values()))
+    assert len(names) == len(set(names)) == 5
+    foreign_keys = [name for name in names if name.startswith("fk_")]
+    assert len(foreign_keys) == 2 and "fk_user_id" not in foreign_keys
+
+
+def upstream_initial_migration():
+    """{table: [columns]} of MLflow's first auth migration, read from its source (needs mlflow)."""
+    mlflow = pytest.importorskip("mlflow")
+    versions = Path(mlflow.__file__).parent / "server/auth/db/migrations/versions"
+    source = (versions / f"{entrypoint.INITIAL_AUTH_REVISION}_initial_migration.py").read_text()
+    upgrade = source.split("def upgrade")[1].split("def downgrade")[0]
+    return {table: re.findall(r'sa\.Column\("(\w+)"', body)
+            for table, body in re.findall(r'op\.create_table\(\s*"(\w+)",(.*?)\n    \)', upgrade, re.DOTALL)}
+
+
+def test_initial_tables_match_mlflows_first_migration():
+    """Same tables and columns as upstream revision 8606fa83a998, so later migrations apply."""
+    upstream = upstream_initial_migration()
+    assert set(upstream) == {"users", "experiment_permissions", "registered_model_permissions"}
+    assert set(entrypoint.INITIAL_AUTH_TABLES) == set(upstream) | {entrypoint.AUTH_VERSION_TABLE}
+    for table, columns in upstream.items():
+        ours = re.findall(r"^\s+(\w+) (?:INTEGER|VARCHAR|BOOL)", entrypoint.INITIAL_AUTH_TABLES[table], re.MULTILINE)
+        assert ours == columns, table
