@@ -73,6 +73,18 @@ def test_sql_through_pymysql(stack):
         assert [row[0] for row in cur.fetchall()] == ["username", "role", "created_at"]
 
 
+def test_the_administrator_has_an_account_in_every_service(stack):
+    """ZenML and MLflow admin rights are checked by the tests below, which log in as this account."""
+    admin, password = stack.settings["stack_admin_username"], stack.secret("stack_admin_password")
+    conn = pymysql.connect(host=stack.host, port=stack.settings["database_port"], user=admin, password=password)
+    with conn, conn.cursor() as cur:
+        cur.execute("SHOW GRANTS")
+        assert "ALL PRIVILEGES ON *.*" in cur.fetchall()[0][0]
+    client = boto3.client("s3", endpoint_url=stack.url("object_store_api_port"), region_name="us-east-1",
+                          aws_access_key_id=admin, aws_secret_access_key=password)
+    assert stack.settings["object_store_shared_buckets"][0] in [b["Name"] for b in client.list_buckets()["Buckets"]]
+
+
 def test_database_refuses_a_wrong_password(stack):
     with pytest.raises(pymysql.err.OperationalError):
         pymysql.connect(host=stack.host, port=stack.settings["database_port"], user="root",
@@ -214,6 +226,14 @@ def test_restarting_the_docker_engine_loses_nothing(stack, written_records):
     # The play starts the engine again; the restart policy brings every container back.
     ansible_playbook("playbooks/run_server.yml", "--tags", "docker_engine")
     wait_healthy(stack)
+    assert_records_survived(stack, written_records)
+
+
+def test_down_then_up_keeps_the_data(stack, written_records):
+    ansible_playbook("playbooks/teardown.yml")
+    running = subprocess.run(["docker", "ps", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
+    assert stack.container("database") not in running.split()
+    ansible_playbook("playbooks/run_server.yml")
     assert_records_survived(stack, written_records)
 
 
