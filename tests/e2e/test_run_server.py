@@ -231,3 +231,19 @@ def test_second_run_changes_nothing(stack):
 def test_check_mode_runs_clean(stack):
     result = ansible_playbook("playbooks/run_server.yml", "--check")
     assert recap(result.stdout)["changed"] == 0, result.stdout[-4000:]
+
+
+def test_data_without_its_credentials_is_refused(stack):
+    """A new checkout (or a lost credentials/) next to an earlier stack's data: say so, change nothing."""
+    kept = stack.credentials / "database_root_password"
+    aside = kept.with_name("database_root_password.aside")
+    kept.rename(aside)
+    try:
+        result = ansible_playbook("playbooks/run_server.yml", check=False)
+        assert result.returncode != 0
+        assert f"Volume {stack.settings['stack_name']}-database-data holds an earlier stack's data" in result.stdout
+        assert "make purge" in result.stdout
+        assert not kept.exists(), "the play generated a new root password over existing data"
+        assert recap(result.stdout)["changed"] == 0
+    finally:
+        aside.rename(kept)
