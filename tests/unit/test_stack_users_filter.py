@@ -83,3 +83,24 @@ def test_username_and_roster_together():
 def test_nothing_given():
     with pytest.raises(AnsibleFilterError, match="no user given"):
         stack_users({}, RESERVED)
+
+
+SECRETS = {"alice": {"zenml": "zpw", "object_store": "s3pw", "mlflow": "mlpw", "zenml_api_key": "KEY"}}
+URLS = {"object_store": "http://host:9000", "mlflow": "http://host:5000"}
+
+
+@pytest.mark.parametrize("role,admin", [("developer", False), ("teacher", False), ("administrator", True)])
+def test_zenml_user_with_ci_account(role, admin):
+    zenml = stack_users_module.stack_users_zenml({"username": "alice", "role": role}, SECRETS, URLS)
+    assert (zenml["name"], zenml["password"], zenml["admin"], zenml["stack"]) == ("alice", "zpw", admin, "alice")
+    assert (zenml["service_account"], zenml["api_key"]) == ("alice-ci", "KEY")
+    assert zenml["secrets"] == {"alice-object-store": {"aws_access_key_id": "alice", "aws_secret_access_key": "s3pw"},
+                                "alice-mlflow": {"username": "alice", "password": "mlpw"}}
+    tracker = zenml["components"]["alice-mlflow"]["configuration"]
+    assert tracker["tracking_password"] == "{{alice-mlflow.password}}"
+    assert zenml["components"]["alice-artifacts"]["configuration"]["secret"] == "{{alice-object-store.aws_secret_access_key}}"
+
+
+def test_zenml_user_without_a_known_api_key():
+    secrets = {"alice": {k: v for k, v in SECRETS["alice"].items() if k != "zenml_api_key"}}
+    assert stack_users_module.stack_users_zenml({"username": "alice", "role": "developer"}, secrets, URLS)["api_key"] == ""

@@ -57,7 +57,8 @@ def stack_users(request, reserved):
 
 
 def stack_users_zenml(user, secrets, urls):
-    """What the zenml_users module needs for one user: private secrets and the user's own stack."""
+    """What the zenml_users module needs for one user: private secrets, the user's own stack, and the
+    service account `<name>-ci` whose API key CI runs use (the key's value from an earlier run, if any)."""
     name = user["username"]
     mine = secrets[name]
 
@@ -66,6 +67,7 @@ def stack_users_zenml(user, secrets, urls):
 
     return {
         "name": name, "password": mine["zenml"], "admin": user["role"] == "administrator", "stack": name,
+        "service_account": f"{name}-ci", "api_key": mine.get("zenml_api_key", ""),
         "secrets": {
             f"{name}-object-store": {"aws_access_key_id": name, "aws_secret_access_key": mine["object_store"]},
             f"{name}-mlflow": {"username": name, "password": mine["mlflow"]},

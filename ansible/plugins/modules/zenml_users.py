@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Manage ZenML users, each with private secrets and a personal stack, on a ZenML server."""
+"""Manage ZenML users, each with private secrets, a personal stack and a CI service account, on a ZenML server."""
 
 DOCUMENTATION = r"""
 module: zenml_users
@@ -8,7 +8,26 @@ description:
   - For each user - creates the account (admin or not) and, logged in as that user, the user's
     B(private) secrets, stack components and stack, so the user owns them and nobody else sees the
     secrets. With O(state=absent), deletes the stack, components and secrets as the user, then the account.
+  - With O(users[].service_account), also the user's CI identity - a (non-admin) service account with one
+    API key named C(ci) - and, logged in with that key, B(private) copies of the user's secrets, because a
+    private secret is visible to its owner only and the user's stack resolves its C({{secret.key}})
+    references by name as whoever runs the pipeline. ZenML shows an API key's value only when it is
+    created or rotated - the module returns it in RV(api_keys) then; give it back in O(users[].api_key)
+    on later runs. A key that is missing is created; one whose value does not log in is rotated.
+  - ZenML refuses to delete an account that owns pipeline runs or other resources; the module then
+    deactivates it (and deletes its API keys) instead, and a deactivated service account without keys or
+    a deactivated user counts as removed.
   - Takes many users at once, so a course roster costs one connection setup, not one per student.
+notes:
+  - What the ZenML 0.98 OSS server enforces, measured against it - only admins may create, update,
+    deactivate or delete service accounts and create, rotate, update or delete API keys, so a student
+    cannot take over another user's (or their own) CI account; any user may list service accounts and
+    API keys, but a key's value is never returned after its creation or rotation. Private secrets are
+    hidden from every other account, admins included.
+  - Not enforced by ZenML OSS (no RBAC) - any user may change or delete another user's stack and
+    components, and may create a B(public) secret with the name of another user's private one; the
+    client resolves C({{name.key}}) references to public secrets before private ones, so such a secret
+    takes over what the other user's stack resolves.
 options:
   zenml_url:
     description: URL of the ZenML server.
@@ -52,6 +71,14 @@ options:
         description: Name of the user's stack, made of all O(users[].components); empty for none.
         type: str
         default: ""
+      service_account:
+        description: Name of the user's CI service account; empty for none.
+        type: str
+        default: ""
+      api_key:
+        description: The value of the service account's API key from an earlier run; empty if not known.
+        type: str
+        default: ""
   state:
     description: Whether the users exist.
     type: str
@@ -85,6 +112,17 @@ EXAMPLES = r"""
             flavor: s3
             configuration: {path: "s3://alice", key: "{{ '{{' }}alice-s3.aws_access_key_id{{ '}}' }}"}
         stack: alice
+        service_account: alice-ci
+        api_key: "{{ lookup('ansible.builtin.file', 'alice_api_key', errors='ignore') | default('', true) }}"
+  register: zenml
+  no_log: true
+
+- name: Keep the new API keys (shown only once)
+  ansible.builtin.copy:
+    content: "{{ item.value }}"
+    dest: "{{ item.key }}_api_key"
+    mode: "0600"
+  loop: "{{ zenml.api_keys | dict2items }}"
   no_log: true
 """
 
@@ -94,6 +132,10 @@ changes:
   returned: always
   type: list
   elements: str
+api_keys:
+  description: The values of the API keys created or rotated by this run, user name to key.
+  returned: always
+  type: dict
 """
 
 import os
@@ -101,34 +143,67 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+KEY_NAME = "ci"
+
 
 class Store:
-    """One identity's connection to the ZenML server (ZenML's own REST store)."""
+    """One identity's connection to the ZenML server (ZenML's own REST store), by password or API key."""
 
-    def __init__(self, url, username, password):
+    def __init__(self, url, username=None, password=None, api_key=None):
         from zenml.zen_stores.rest_zen_store import RestZenStore, RestZenStoreConfiguration
-        self.rest = RestZenStore(config=RestZenStoreConfiguration(url=url, username=username, password=password))
+        self.rest = RestZenStore(config=RestZenStoreConfiguration(
+            url=url, username=username, password=password, api_key=api_key or None))
+        # The client keeps one login per server URL in the process, the last one configured: take this
+        # identity's token now, so the connection keeps it whatever identity is configured next.
+        self.rest.authenticate(force=True)
+        self.me = self.rest.get_user().id
 
     def find(self, kind, name):
         from zenml import models
         lister, filter_class = {
             "user": ("list_users", models.UserFilter), "secret": ("list_secrets", models.SecretFilter),
             "component": ("list_stack_components", models.ComponentFilter),
-            "stack": ("list_stacks", models.StackFilter)}[kind]
-        items = getattr(self.rest, lister)(filter_class(name=name)).items
+            "stack": ("list_stacks", models.StackFilter),
+            "service_account": ("list_service_accounts", models.ServiceAccountFilter)}[kind]
+        # Hydrated here: a lazy model would hydrate itself through the process's default store, not this one.
+        items = getattr(self.rest, lister)(filter_class(name=name), hydrate=True).items
         return items[0] if items else None
 
+    def own_secret(self, name):
+        """This identity's secret of that name (another user's public secret may have the same name)."""
+        from zenml.models import SecretFilter
+        found = self.rest.list_secrets(SecretFilter(name=name), hydrate=True).items
+        return next((secret for secret in found if secret.user and secret.user.id == self.me), None)
 
-def can_log_in(url, name, password):
-    """Ask the server for a token as this user (the server info alone needs no login)."""
+    def api_keys(self, account):
+        from zenml.models import APIKeyFilter
+        return self.rest.list_api_keys(account.id, APIKeyFilter()).items
+
+
+def can_log_in(url, **credentials):
+    """Ask the server for a token as this identity (the server info alone needs no login)."""
+    if not all(credentials.values()):
+        return False  # without credentials the client would log in with the last ones configured
     try:
-        Store(url, name, password).rest.authenticate(force=True)
+        Store(url, **credentials)
         return True
     except Exception:  # pylint: disable=broad-except
         return False
 
 
+def delete_or_deactivate(delete, deactivate):
+    """Delete an account; ZenML refuses to while it owns pipeline runs or other resources: deactivate it then."""
+    from zenml.exceptions import IllegalOperationError
+    try:
+        delete()
+        return "deleted"
+    except IllegalOperationError:
+        deactivate()
+        return "deactivated (ZenML keeps accounts that own pipeline runs)"
+
+
 def ensure_user(module, admin, user, changes):
+    from zenml.constants import ACTIVATE, USERS
     from zenml.models import UserRequest, UserUpdate
     url, name = module.params["zenml_url"], user["name"]
     found = admin.find("user", name)
@@ -137,33 +212,41 @@ def ensure_user(module, admin, user, changes):
         if not module.check_mode:
             admin.rest.create_user(UserRequest(name=name, password=user["password"], is_admin=user["admin"], active=True))
         return
-    update = {}
     if found.is_admin != user["admin"]:
-        update["is_admin"] = user["admin"]
-    if not can_log_in(url, name, user["password"]):
-        update["password"] = user["password"]
-    if update:
-        changes.append(f"{name} - updated {', '.join(sorted(update))}")
+        changes.append(f"{name} - updated is_admin")
         if not module.check_mode:
-            admin.rest.update_user(found.id, UserUpdate(**update))
+            admin.rest.update_user(found.id, UserUpdate(is_admin=user["admin"]))
+    if not can_log_in(url, username=name, password=user["password"]):  # another password, or deactivated
+        # Nobody may set another user's password: deactivating the account returns an activation token,
+        # which sets the password and activates the account again.
+        changes.append(f"{name} - set the password and activated the account")
+        if not module.check_mode:
+            token = admin.rest.deactivate_user(found.id).activation_token
+            admin.rest.put(f"{USERS}/{found.id}{ACTIVATE}",
+                           body=UserUpdate(password=user["password"], activation_token=token))
 
 
-def ensure_owned(module, store, user, changes):
-    """Secrets, components and stack, created by the user so the user owns them."""
-    from zenml.enums import StackComponentType
-    from zenml.models import ComponentRequest, ComponentUpdate, SecretRequest, SecretUpdate, StackRequest
-    name = user["name"]
-    for secret_name, values in user["secrets"].items():
+def ensure_secrets(module, store, owner, secrets, changes):
+    """Private secrets, created by `store`'s identity (named `owner` in the changes) so it owns them."""
+    from zenml.models import SecretRequest, SecretUpdate
+    for secret_name, values in secrets.items():
         values = {k: str(v) for k, v in values.items()}
-        found = store.find("secret", secret_name)
+        found = store.own_secret(secret_name)
         if found is None:
-            changes.append(f"{name} - created secret {secret_name}")
+            changes.append(f"{owner} - created secret {secret_name}")
             if not module.check_mode:
                 store.rest.create_secret(SecretRequest(name=secret_name, private=True, values=values))
         elif not found.private or store.rest.get_secret(found.id).secret_values != values:
-            changes.append(f"{name} - updated secret {secret_name}")
+            changes.append(f"{owner} - updated secret {secret_name}")
             if not module.check_mode:
                 store.rest.update_secret(found.id, SecretUpdate(private=True, values=values))
+
+
+def ensure_stack(module, store, user, changes):
+    """Components and stack, created by the user so the user owns them."""
+    from zenml.enums import StackComponentType
+    from zenml.models import ComponentRequest, ComponentUpdate, StackRequest
+    name = user["name"]
     ids = {}
     for component_name, spec in user["components"].items():
         found = store.find("component", component_name)
@@ -185,14 +268,92 @@ def ensure_owned(module, store, user, changes):
             store.rest.create_stack(StackRequest(name=user["stack"], components=ids))
 
 
-def remove(module, admin, user, changes):
-    name = user["name"]
-    if admin.find("user", name) is None:
+def returnable(module, admin, account, key):
+    """The value of a new API key. Ansible masks every no_log value (a short user name, say) found inside
+    a returned string, which would break the key: rotate it until it contains none."""
+    from zenml.models import APIKeyRotateRequest
+    for _ in range(20):
+        if not any(value in key.key for value in module.no_log_values):
+            return key.key
+        key = admin.rest.rotate_api_key(account.id, key.id, APIKeyRotateRequest())
+    raise ValueError(f"every new API key of {account.name} contains a secret value: are some secret values very short?")
+
+
+def ensure_ci_account(module, admin, user, changes):
+    """The user's service account with its API key and private copies of the user's secrets.
+
+    Returns the key's value when this run created or rotated it (ZenML shows it only then), else None.
+    """
+    from zenml.models import (APIKeyRequest, APIKeyRotateRequest, APIKeyUpdate, ServiceAccountRequest,
+                              ServiceAccountUpdate)
+    url, account_name = module.params["zenml_url"], user["service_account"]
+    account = admin.find("service_account", account_name)
+    key = next((k for k in admin.api_keys(account) if k.name == KEY_NAME), None) if account else None
+    logs_in = key is not None and can_log_in(url, api_key=user["api_key"])
+    new_key = None
+    if account is None:
+        changes.append(f"{account_name} - created the service account of {user['name']}")
+        if not module.check_mode:
+            account = admin.rest.create_service_account(ServiceAccountRequest(
+                name=account_name, active=True, description=f"CI runs of {user['name']}"))
+    elif not account.active:
+        changes.append(f"{account_name} - reactivated the service account")
+        if not module.check_mode:
+            admin.rest.update_service_account(account.id, ServiceAccountUpdate(active=True))
+    if key is None:
+        changes.append(f"{account_name} - created the API key")
+        if not module.check_mode:
+            new_key = returnable(module, admin, account, admin.rest.create_api_key(account.id, APIKeyRequest(name=KEY_NAME)))
+    elif not logs_in:
+        changes.append(f"{account_name} - rotated the API key (the known value does not log in)")
+        if not module.check_mode:
+            if not key.active:
+                admin.rest.update_api_key(account.id, key.id, APIKeyUpdate(active=True))
+            new_key = returnable(module, admin, account, admin.rest.rotate_api_key(account.id, key.id, APIKeyRotateRequest()))
+    if new_key or logs_in:  # in check mode there is no key to log in with until the changes above are made
+        ensure_secrets(module, Store(url, api_key=new_key or user["api_key"]), account_name, user["secrets"], changes)
+    return new_key
+
+
+def remove_ci_account(module, admin, user, changes):
+    """Delete the service account's own secrets (logged in with a key made for it), then the account."""
+    from zenml.models import APIKeyRequest, SecretFilter, ServiceAccountUpdate
+    account = admin.find("service_account", user["service_account"])
+    keys = admin.api_keys(account) if account else []
+    if account is None or not account.active and not keys:
         return
-    changes.append(f"{name} - deleted the account, its stack, components and secrets")
     if module.check_mode:
+        changes.append(f"{account.name} - deleted the service account, its API keys and secrets")
         return
-    if can_log_in(module.params["zenml_url"], name, user["password"]):
+    if not account.active:
+        admin.rest.update_service_account(account.id, ServiceAccountUpdate(active=True))
+    key = admin.rest.create_api_key(account.id, APIKeyRequest(name=f"removal-{os.getpid()}")).key
+    store = Store(module.params["zenml_url"], api_key=key)
+    for secret in store.rest.list_secrets(SecretFilter()).items:
+        if secret.user and secret.user.id == store.me:
+            store.rest.delete_secret(secret.id)
+
+    def deactivate():
+        for api_key in admin.api_keys(account):
+            admin.rest.delete_api_key(account.id, api_key.id)
+        admin.rest.update_service_account(account.id, ServiceAccountUpdate(active=False))
+
+    done = delete_or_deactivate(lambda: admin.rest.delete_service_account(account.id), deactivate)
+    changes.append(f"{account.name} - {done} the service account, its API keys and secrets")
+
+
+def remove(module, admin, user, changes):
+    from zenml.models import UserUpdate
+    name = user["name"]
+    if user["service_account"]:
+        remove_ci_account(module, admin, user, changes)
+    found = admin.find("user", name)
+    if found is None or not found.active:
+        return
+    if module.check_mode:
+        changes.append(f"{name} - deleted the account, its stack, components and secrets")
+        return
+    if can_log_in(module.params["zenml_url"], username=name, password=user["password"]):
         store = Store(module.params["zenml_url"], name, user["password"])
         if user["stack"] and (stack := store.find("stack", user["stack"])):
             store.rest.delete_stack(stack.id)
@@ -200,9 +361,11 @@ def remove(module, admin, user, changes):
             if component := store.find("component", component_name):
                 store.rest.delete_stack_component(component.id)
         for secret_name in user["secrets"]:
-            if secret := store.find("secret", secret_name):
+            if secret := store.own_secret(secret_name):
                 store.rest.delete_secret(secret.id)
-    admin.rest.delete_user(name)
+    done = delete_or_deactivate(lambda: admin.rest.delete_user(found.id),
+                                lambda: admin.rest.update_user(found.id, UserUpdate(active=False)))
+    changes.append(f"{name} - {done} the account, its stack, components and secrets")
 
 
 def main():
@@ -217,7 +380,9 @@ def main():
                 admin=dict(type="bool", default=False),
                 secrets=dict(type="dict", default={}, no_log=True),
                 components=dict(type="dict", default={}),
-                stack=dict(type="str", default=""))),
+                stack=dict(type="str", default=""),
+                service_account=dict(type="str", default=""),
+                api_key=dict(type="str", default="", no_log=True))),
             state=dict(type="str", choices=["present", "absent"], default="present")),
         supports_check_mode=True,
     )
@@ -230,7 +395,7 @@ def main():
         import zenml  # noqa: F401
     except ImportError:
         module.fail_json(msg="the Python library 'zenml' (the server's version) is required on the host running this module")
-    changes = []
+    changes, api_keys = [], {}
     try:
         admin = Store(params["zenml_url"], params["zenml_username"], params["zenml_password"])
         for user in params["users"]:
@@ -238,11 +403,15 @@ def main():
                 remove(module, admin, user, changes)
                 continue
             ensure_user(module, admin, user, changes)
-            if not module.check_mode or admin.find("user", user["name"]) is not None:
-                ensure_owned(module, Store(params["zenml_url"], user["name"], user["password"]), user, changes)
+            if not module.check_mode or can_log_in(params["zenml_url"], username=user["name"], password=user["password"]):
+                store = Store(params["zenml_url"], user["name"], user["password"])
+                ensure_secrets(module, store, user["name"], user["secrets"], changes)
+                ensure_stack(module, store, user, changes)
+            if user["service_account"] and (new_key := ensure_ci_account(module, admin, user, changes)):
+                api_keys[user["name"]] = new_key
     except Exception as error:  # the service's own message, on one line
         module.fail_json(msg=f"ZenML: {' '.join(str(error).split())[:500]}", changes=changes)
-    module.exit_json(changed=bool(changes), changes=changes)
+    module.exit_json(changed=bool(changes), changes=changes, api_keys=api_keys)
 
 
 if __name__ == "__main__":
