@@ -2,14 +2,34 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# gitlab-ci-local runs extras/gitlab-ci.yml in the tests (4.74+ needs Node 22).
+TOOLS := .tools
+GITLAB_CI_LOCAL := gitlab-ci-local@4.73.0
 
-.PHONY: up down purge test lint bench venv
+.PHONY: up down purge test lint bench venv tools
 
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+# The student's environment for the MNIST demo (demo/README.md).
+DEMO_VENV := .venv-demo
+
+.PHONY: demo-venv
+demo-venv: $(DEMO_VENV)/.installed
+
+$(DEMO_VENV)/.installed: demo/environments/requirements.txt
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/pip install --quiet -r demo/environments/requirements.txt
+	touch $@
+
+tools: $(TOOLS)/.installed
+
+$(TOOLS)/.installed: Makefile
+	npm install --silent --no-fund --no-audit --prefix $(TOOLS) $(GITLAB_CI_LOCAL)
 	touch $@
 
 up: venv
@@ -21,7 +41,7 @@ down: venv
 purge: venv
 	$(BIN)/ansible-playbook playbooks/teardown.yml -e teardown_remove_data=true
 
-test: venv
+test: venv tools
 	$(BIN)/pytest tests
 
 lint: venv

@@ -13,6 +13,9 @@ gitlab_runner = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(gitlab_runner)
 
 RUNNERS_YML = yaml.safe_load((ROOT / "runners.yml").read_text())
+_JOB_DEFAULTS = yaml.safe_load((ROOT / "roles/job_image/defaults/main.yml").read_text())
+_STACK_NAME = yaml.safe_load((ROOT / "stack.yml").read_text())["stack_name"]
+JOB_IMAGE = f"{_STACK_NAME}/job:{_JOB_DEFAULTS['job_image_tag']}"
 RUNNERS = RUNNERS_YML["gitlab_runner_runners_config"]
 URL = "https://gitlab.example.org"
 TOKENS = {"gpu": "glrt-gpu-0123456789abcdef", "cpu": "glrt-cpu-0123456789abcdef"}
@@ -74,7 +77,14 @@ def test_gpu_runner_extras():
     docker = by_name(parsed["runners"])["gpu"]["docker"]
     assert docker["shm_size"] == 4 * 1024 ** 3
     assert docker["pull_policy"] == ["if-not-present"]
-    assert docker["image"] == "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
+    assert docker["image"] == JOB_IMAGE
+
+
+def test_runners_and_the_ci_template_use_the_job_image_the_stack_builds():
+    """runners.yml, extras/gitlab-ci.yml and roles/job_image name the same local image."""
+    assert {runner["docker"]["image"] for runner in config()[1]["runners"]} == {JOB_IMAGE}
+    template = yaml.safe_load((ROOT / "extras/gitlab-ci.yml").read_text())
+    assert template["variables"]["STACK_JOB_IMAGE"] == JOB_IMAGE
 
 
 # Tokens

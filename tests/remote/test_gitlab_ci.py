@@ -1,0 +1,180 @@
+"""The remote scenario: extras/gitlab-ci.yml executed for real by gitlab-ci-local with the Docker executor.
+
+The job runs in the stack's job image, on the stack's network, inside the CPU and memory limits that
+runners.yml gives the CPU runner, with the CI/CD variables a student pastes from their credentials file
+(never root's). It must leave the run in MLflow under the student's name, the artifacts in the student's
+bucket and the pipeline run on the ZenML server in the student's own stack.
+"""
+import importlib.util
+import shutil
+import subprocess
+import uuid
+
+import boto3
+import pytest
+import yaml
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from stackenv import REPO, ansible_playbook
+from zenml_client import zenml_as
+
+# Fresh names each session: MLflow keeps a removed user's experiment names.
+SUFFIX = uuid.uuid4().hex[:6]
+STUDENT, OTHER = f"ci-kim-{SUFFIX}", f"ci-lou-{SUFFIX}"
+GITLAB_CI_LOCAL = REPO / ".tools/node_modules/.bin/gitlab-ci-local"
+SPEC = importlib.util.spec_from_file_location("gitlab_runner_filter", REPO / "ansible/plugins/filter/gitlab_runner.py")
+gitlab_runner = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(gitlab_runner)
+
+
+def read_env(name):
+    lines = (REPO / "credentials" / f"{name}.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+def cpu_runner_limits():
+    """The [runners.docker] limits runners.yml gives the CPU runner, as config.toml would have them."""
+    runners = yaml.safe_load((REPO / "runners.yml").read_text())["gitlab_runner_runners_config"]
+    cpu = gitlab_runner.check_runner(next(r for r in runners if r["name"] == "cpu"))
+    return gitlab_runner.docker_section(cpu)
+
+
+@pytest.fixture(scope="module")
+def job_image(stack):
+    """The job image, built by run_server.yml (the job_image role; quick once built)."""
+    ansible_playbook("playbooks/run_server.yml", "--tags", "job_image")
+    return yaml.safe_load((REPO / "extras/gitlab-ci.yml").read_text())["variables"]["STACK_JOB_IMAGE"]
+
+
+@pytest.fixture(scope="module")
+def gateway(stack):
+    """An address of this machine that both this process and job containers on the stack network reach,
+    as a real server's public name is: the stack network's gateway."""
+    network = stack.settings["stack_name"]
+    return subprocess.run(["docker", "network", "inspect", network, "--format",
+                           "{{range .IPAM.Config}}{{.Gateway}}{{end}}"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def students(stack, gateway):
+    for name in (STUDENT, OTHER):
+        ansible_playbook("playbooks/manage_users.yml", "--tags", "add", "-e", f"username={name} role=developer",
+                         "-e", f"stack_public_host={gateway}")
+    yield {name: read_env(name) for name in (STUDENT, OTHER)}
+    for name in (STUDENT, OTHER):
+        ansible_playbook("playbooks/manage_users.yml", "--tags", "remove", "-e", f"username={name}",
+                         "-e", "confirm=yes", check=False)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, students):
+    """A student's GitLab project: the demo plus the template as .gitlab-ci.yml, committed, and the
+    CI/CD variables from the student's credentials file."""
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(REPO / "demo", root / "demo", ignore=shutil.ignore_patterns("__pycache__", ".venv*", "runs"))
+    # This machine has no GPU: the student picks the CPU runner, as the template's comment says.
+    template = (REPO / "extras/gitlab-ci.yml").read_text()
+    assert "tags: [gpu]" in template
+    (root / ".gitlab-ci.yml").write_text(template.replace("tags: [gpu]", "tags: [cpu]"))
+    (root / ".gitlab-ci-local-variables.yml").write_text(yaml.safe_dump(students[STUDENT]))
+    (root / ".gitignore").write_text(".gitlab-ci-local*\n")
+    git = ["git", "-c", "user.name=Kim", "-c", "user.email=kim@example.org"]
+    for command in (["init", "-q", "-b", "main"], ["remote", "add", "origin", "https://gitlab.example.org/kim/mnist.git"],
+                    ["add", "-A"], ["commit", "-qm", "MNIST demo"]):
+        subprocess.run(git + command, cwd=root, check=True)
+    return root
+
+
+def run_job(project, stack, image):
+    """gitlab-ci-local runs the train job; every container it creates gets the CPU runner's limits."""
+    limits = cpu_runner_limits()
+    docker = project.parent / "docker-as-runner"
+    docker.write_text("#!/bin/bash\n# docker, with the CPU runner's limits on every container\n"
+                      'if [ "$1" = create ] || [ "$1" = run ]; then command=$1; shift\n'
+                      f'  exec docker "$command" --cpus {limits["cpus"]} --memory {limits["memory"]} '
+                      f'--memory-swap {limits["memory_swap"]} "$@"\nfi\nexec docker "$@"\n')
+    docker.chmod(0o755)
+    return subprocess.run(
+        [str(GITLAB_CI_LOCAL), "--network", stack.settings["stack_name"], "--helper-image", image,
+         "--pull-policy", "if-not-present", "--container-executable", str(docker), "train"],
+        cwd=project, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def job(project, stack, job_image):
+    result = run_job(project, stack, job_image)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_the_ci_variables_are_the_students_not_roots(stack, students):
+    root = {stack.secret(name) for name in ("database_root_password", "object_store_root_password",
+                                            "zenml_server_admin_password", "mlflow_server_admin_password")}
+    assert not root & set(students[STUDENT].values())
+    assert students[STUDENT]["ZENML_STORE_USERNAME"] == STUDENT
+
+
+def test_the_job_ran_inside_the_cpu_runners_limits(job):
+    limits = cpu_runner_limits()
+    line = next(line for line in job.splitlines() if line.startswith("train > Job limits:"))
+    quota = int(float(limits["cpus"]) * 100000)
+    size = gitlab_runner.SIZE.match(limits["memory"])
+    memory = int(size.group(1)) * gitlab_runner.UNITS[size.group(2)]
+    assert f"CPU quota {quota}" in line, line
+    assert f"memory {memory} bytes" in line, line
+
+
+def reported(job, label):
+    """What the demo printed after `label` (e.g. 'MLflow run: '), from the job's log."""
+    line = next(line for line in job.splitlines() if line.startswith(f"train > {label}"))
+    return line[len(f"train > {label}"):]
+
+
+def mlflow_as(env, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", env["MLFLOW_TRACKING_USERNAME"])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", env["MLFLOW_TRACKING_PASSWORD"])
+    return MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+
+
+def test_the_run_is_in_mlflow_under_the_students_name(job, students, monkeypatch):
+    run_id, experiment = reported(job, "MLflow run: ").split(" in experiment ")
+    run = mlflow_as(students[STUDENT], monkeypatch).get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["test_accuracy"] > 0.5
+    assert {"train_loss", "train_accuracy", "training_seconds"} <= set(run.data.metrics)
+    assert run.data.params["device_used"] == "cpu"
+    assert mlflow_as(students[STUDENT], monkeypatch).get_experiment(run.info.experiment_id).name == experiment
+    with pytest.raises(MlflowException, match="PERMISSION_DENIED|403"):
+        mlflow_as(students[OTHER], monkeypatch).get_run(run_id)
+
+
+def test_the_model_is_registered_for_the_student_only(job, students, monkeypatch):
+    name, version = reported(job, "registered model: ").split(" version ")
+    model = mlflow_as(students[STUDENT], monkeypatch).get_model_version(name, version)
+    assert model.status == "READY"
+    with pytest.raises(MlflowException, match="PERMISSION_DENIED|403"):
+        mlflow_as(students[OTHER], monkeypatch).get_model_version(name, version)
+
+
+def test_the_artifacts_are_in_the_students_bucket(job, students):
+    env = students[STUDENT]
+    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                      aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=env["STACK_BUCKET"])
+            for item in page.get("Contents", [])]
+    assert any("model" in key for key in keys), keys[:20]
+    assert any("accuracy" in key for key in keys), keys[:20]
+
+
+def test_the_pipeline_run_is_on_the_server_in_the_students_stack(job, students):
+    env = students[STUDENT]
+    run_id = reported(job, "ZenML run: ").split("(id ")[1].split(")")[0]
+    run = zenml_as(env["ZENML_STORE_URL"], STUDENT, env["ZENML_STORE_PASSWORD"], f"""
+        run = Client().get_pipeline_run("{run_id}")
+        result = {{"status": run.status.value, "stack": run.stack.name, "steps": sorted(run.steps)}}
+    """)
+    assert run["status"] == "completed"
+    assert run["stack"] == STUDENT
+    assert {"load_data", "validate_data", "train", "evaluate", "register"} <= set(run["steps"])
