@@ -29,9 +29,10 @@ def images():
     ansible_playbook("playbooks/run_server.yml", "--tags", "job_image")
     job = yaml.safe_load((REPO / "extras/gitlab-ci.yml").read_text())["variables"]["STACK_JOB_IMAGE"]
     plain = job.replace("/job:", "/job-python:")
-    build = Path("/var/lib") / load_stack().settings["stack_name"] / "build/job"
+    name = load_stack().settings["stack_name"]
+    build = Path("/var/lib") / name / "build/job"
     subprocess.run(["docker", "build", "--quiet", "--target", "python", "--build-arg",
-                    "BASE_IMAGE=" + load_stack().settings["stack_name"] + "-base:bookworm", "-t", plain, str(build)],
+                    f"BASE_IMAGE={name}-base:bookworm", "-t", plain, str(build)],
                    check=True, capture_output=True)
     return job, plain
 

@@ -61,6 +61,27 @@ class Stack:
         return f"{self.settings['stack_name']}-{service}"
 
 
+def user_env(name: str) -> dict:
+    """The variables of credentials/<name>.env, the file a user is handed."""
+    lines = (REPO / "credentials" / f"{name}.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+def user_s3(env: dict):
+    """A boto3 S3 client with the object-store keys of a user's env."""
+    import boto3
+    return boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+
+
+def user_mlflow(env: dict, monkeypatch):
+    """An MLflow client signed in as the user of env (MLflow reads the login from the environment)."""
+    from mlflow import MlflowClient
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", env["MLFLOW_TRACKING_USERNAME"])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", env["MLFLOW_TRACKING_PASSWORD"])
+    return MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+
+
 def load_stack() -> Stack:
     settings = yaml.safe_load((REPO / "stack.yml").read_text())
     return Stack(settings=settings, credentials=REPO / "credentials")

@@ -3,7 +3,6 @@ their credentials file; the run lands on the central ZenML server under their na
 artifacts in their bucket, its MLflow run and model on the central MLflow, readable by them only."""
 import uuid
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from mlflow import MlflowClient
@@ -11,16 +10,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.server import get_app_client
 
 from demorun import PIPELINE, pipeline_run, run
-from stackenv import REPO, ansible_playbook
+from stackenv import REPO, ansible_playbook, user_env, user_s3 as s3
+from stackenv import user_mlflow as mlflow_as
 from zenml_client import zenml_as
 
 SUFFIX = uuid.uuid4().hex[:6]
 STUDENT, OTHER = f"demo-{SUFFIX}", f"demo-{SUFFIX}-b"
-
-
-def read_env(path):
-    lines = path.read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +23,7 @@ def users(stack, tmp_path_factory):
     roster = tmp_path_factory.mktemp("roster") / "demo.csv"
     roster.write_text(f"username,role\n{STUDENT},developer\n{OTHER},developer\n")
     ansible_playbook("playbooks/manage_users.yml", "--tags", "add", "-e", f"roster={roster}")
-    yield {name: read_env(REPO / "credentials" / f"{name}.env") for name in (STUDENT, OTHER)}
+    yield {name: user_env(name) for name in (STUDENT, OTHER)}
     ansible_playbook("playbooks/manage_users.yml", "--tags", "remove", "-e", f"roster={roster}", "-e", "confirm=yes")
 
 
@@ -46,18 +41,6 @@ def hybrid(demo_venv, users, home):
         client = mlflow_as(users[STUDENT], monkeypatch)
         client.delete_registered_model(done.model)
         client.delete_experiment(client.get_experiment_by_name(done.experiment).experiment_id)
-
-
-def mlflow_as(env, monkeypatch):
-    """An MLflow client signed in as env's user."""
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", env["MLFLOW_TRACKING_USERNAME"])
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", env["MLFLOW_TRACKING_PASSWORD"])
-    return MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
-
-
-def s3(env):
-    return boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +84,7 @@ def test_the_mlflow_run_belongs_to_the_student(hybrid, users, monkeypatch):
     assert mlflow_run.data.params["epochs"] == "2" and mlflow_run.data.params["device_used"] in ("cpu", "cuda")
     assert [m.step for m in client.get_metric_history(hybrid.mlflow_id, "train_loss")] == [0, 1]
 
-    root = read_env(REPO / "credentials" / "root.env")
+    root = user_env("root")
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", root["MLFLOW_ADMIN_USER"])
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", root["MLFLOW_ADMIN_PASSWORD"])
     auth = get_app_client("basic-auth", tracking_uri=env["MLFLOW_TRACKING_URI"])

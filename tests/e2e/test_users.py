@@ -3,23 +3,20 @@ another's work, through the services' own clients. Each attempt must be refused 
 import json
 import uuid
 
-import boto3
 import pymysql
 import pytest
 from botocore.exceptions import ClientError
-from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from stackenv import REPO, ansible_playbook
+from stackenv import REPO, ansible_playbook, user_env
+from stackenv import user_mlflow as mlflow, user_s3 as s3
 from zenml_client import zenml_as
 
 STUDENT_A, STUDENT_B, TEACHER = "it-ana", "it-ben", "it-tea"
 
 
 def read_env(name):
-    lines = (REPO / "credentials" / f"{name}.env").read_text().splitlines()
-    env = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
-    return {k: v.replace("localhost", "127.0.0.1") for k, v in env.items()}
+    return {k: v.replace("localhost", "127.0.0.1") for k, v in user_env(name).items()}
 
 
 def manage(*args, check=True):
@@ -42,17 +39,6 @@ def users(stack, tmp_path_factory):
     yield {name: read_env(name) for name in (STUDENT_A, STUDENT_B, TEACHER)}
     for name in (STUDENT_A, STUDENT_B, TEACHER):
         manage("--tags", "remove", "-e", f"username={name}", "-e", "confirm=yes", check=False)
-
-
-def s3(env):
-    return boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
-
-
-def mlflow(env, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", env["MLFLOW_TRACKING_USERNAME"])
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", env["MLFLOW_TRACKING_PASSWORD"])
-    return MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
 
 
 def sql(env):

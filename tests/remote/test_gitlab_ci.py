@@ -10,13 +10,12 @@ import shutil
 import subprocess
 import uuid
 
-import boto3
 import pytest
 import yaml
-from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from stackenv import REPO, ansible_playbook
+from stackenv import REPO, ansible_playbook, user_env, user_s3
+from stackenv import user_mlflow as mlflow_as
 from zenml_client import zenml_as
 
 # Fresh names each session: MLflow keeps a removed user's experiment names.
@@ -26,11 +25,6 @@ GITLAB_CI_LOCAL = REPO / ".tools/node_modules/.bin/gitlab-ci-local"
 SPEC = importlib.util.spec_from_file_location("gitlab_runner_filter", REPO / "ansible/plugins/filter/gitlab_runner.py")
 gitlab_runner = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(gitlab_runner)
-
-
-def read_env(name):
-    lines = (REPO / "credentials" / f"{name}.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
 
 
 def cpu_runner_limits():
@@ -62,7 +56,7 @@ def students(stack, gateway):
     for name in (STUDENT, OTHER):
         ansible_playbook("playbooks/manage_users.yml", "--tags", "add", "-e", f"username={name} role=developer",
                          "-e", f"stack_public_host={gateway}")
-    yield {name: read_env(name) for name in (STUDENT, OTHER)}
+    yield {name: user_env(name) for name in (STUDENT, OTHER)}
     for name in (STUDENT, OTHER):
         ansible_playbook("playbooks/manage_users.yml", "--tags", "remove", "-e", f"username={name}",
                          "-e", "confirm=yes", check=False)
@@ -132,12 +126,6 @@ def reported(job, label):
     return line[len(f"train > {label}"):]
 
 
-def mlflow_as(env, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", env["MLFLOW_TRACKING_USERNAME"])
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", env["MLFLOW_TRACKING_PASSWORD"])
-    return MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
-
-
 def test_the_run_is_in_mlflow_under_the_students_name(job, students, monkeypatch):
     run_id, experiment = reported(job, "MLflow run: ").split(" in experiment ")
     run = mlflow_as(students[STUDENT], monkeypatch).get_run(run_id)
@@ -160,8 +148,7 @@ def test_the_model_is_registered_for_the_student_only(job, students, monkeypatch
 
 def test_the_artifacts_are_in_the_students_bucket(job, students):
     env = students[STUDENT]
-    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                      aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    s3 = user_s3(env)
     keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=env["STACK_BUCKET"])
             for item in page.get("Contents", [])]
     assert any("model" in key for key in keys), keys[:20]
