@@ -28,7 +28,11 @@ $(DEMO_VENV)/.installed: demo/environments/requirements.txt
 
 tools: $(TOOLS)/.installed
 
+# gitlab-ci-local copies the project into each job with rsync, which minimal Debian images lack.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 $(TOOLS)/.installed: Makefile
+	command -v rsync >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq rsync; }
 	npm install --silent --no-fund --no-audit --prefix $(TOOLS) $(GITLAB_CI_LOCAL)
 	touch $@
 

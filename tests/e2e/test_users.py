@@ -1,6 +1,7 @@
 """User lifecycle: a roster of two students and a teacher, and every way one student could reach
 another's work, through the services' own clients. Each attempt must be refused by the service."""
 import json
+import shutil
 import uuid
 
 import pymysql
@@ -336,7 +337,9 @@ def test_remove_needs_confirmation_and_an_existing_user(stack, users):
 def test_remove_then_re_add_brings_no_old_data_back(stack, users, monkeypatch):
     old = users[STUDENT_B]
     s3(old).put_object(Bucket=old["STACK_BUCKET"], Key="old.txt", Body=b"old")
-    experiment = mlflow(old, monkeypatch).create_experiment(f"{STUDENT_B}-old-{uuid.uuid4().hex[:6]}")
+    name = f"mnist-{STUDENT_B}-{uuid.uuid4().hex[:6]}"
+    experiment = mlflow(old, monkeypatch).create_experiment(name)
+    mlflow(old, monkeypatch).create_registered_model(name)
     manage("--tags", "remove", "-e", f"username={STUDENT_B}", "-e", "confirm=yes")
     assert (STUDENT_B, "developer") not in user_rows(stack)
     assert not (REPO / "credentials" / f"{STUDENT_B}.env").exists()
@@ -353,6 +356,10 @@ def test_remove_then_re_add_brings_no_old_data_back(stack, users, monkeypatch):
     client = mlflow(new, monkeypatch)
     with pytest.raises(MlflowException):
         client.get_experiment(experiment)
+    # The old experiment and model were deleted with the user: their names are the new user's to take.
+    assert client.create_experiment(name) != experiment
+    assert client.create_registered_model(name).name == name
+    assert client.search_runs([client.get_experiment_by_name(name).experiment_id]) == []
     with sql(new) as conn, conn.cursor() as cur:
         cur.execute(f"SHOW TABLES FROM `{new['DATABASE_SCHEMA']}`")
         assert cur.fetchall() == ()
@@ -371,10 +378,12 @@ def test_remove_with_archive_exports_schema_and_bucket(stack, users):
 
 
 def test_dry_run_lists_changes_and_makes_none(stack, users):
+    shutil.rmtree(REPO / "credentials" / "users" / "it-dry", ignore_errors=True)  # left by an older checkout
     before = user_rows(stack)
     result = manage("--tags", "add", "-e", "username=it-dry", "--check")
     assert "changed=0" not in result.stdout
     assert user_rows(stack) == before
     assert not (REPO / "credentials" / "it-dry.env").exists()
+    assert not (REPO / "credentials" / "users" / "it-dry").exists(), "the dry run generated passwords"
     with pytest.raises(ClientError):
         s3(users[TEACHER]).list_objects_v2(Bucket="it-dry")

@@ -69,6 +69,7 @@ def test_auth_config_round_trips_through_configparser(password):
     assert ini["admin_username"] == "stackadmin"
     assert ini["admin_password"] == password
     assert ini["authorization_function"] == "mlflow.server.auth:authenticate_request_basic_auth"
+    assert ini["auth_cache_ttl_seconds"] == "0"
 
 
 @pytest.mark.parametrize("username,password", [("", "x" * 12), ("admin", ""), ("admin", "two\nlines"), ("admin ", "x" * 12)])
@@ -146,3 +147,8 @@ def test_initial_tables_match_mlflows_first_migration():
     for table, columns in upstream.items():
         ours = re.findall(r"^\s+(\w+) (?:INTEGER|VARCHAR|BOOL)", entrypoint.INITIAL_AUTH_TABLES[table], re.MULTILINE)
         assert ours == columns, table
+
+
+def test_auth_config_caches_checked_passwords_when_asked():
+    ini = read_ini(entrypoint.auth_config("mysql+pymysql://u:p@db:3306/a", "stackadmin", "x" * 12, 30))
+    assert ini["auth_cache_ttl_seconds"] == "30"

@@ -104,3 +104,21 @@ def test_zenml_user_with_ci_account(role, admin):
 def test_zenml_user_without_a_known_api_key():
     secrets = {"alice": {k: v for k, v in SECRETS["alice"].items() if k != "zenml_api_key"}}
     assert stack_users_module.stack_users_zenml({"username": "alice", "role": "developer"}, secrets, URLS)["api_key"] == ""
+
+
+SETTINGS = {"db_max_connections": 10, "bucket_quota": 1024, "bucket_expiry_days": 7,
+            "object_store_policies": {"developer": ["developer"], "teacher": ["teacher"],
+                                      "administrator": ["administrator"]}}
+
+
+@pytest.mark.parametrize("role,admin,roles", [
+    ("developer", False, []), ("teacher", False, ["teachers"]), ("administrator", True, []),
+])
+def test_accounts_in_each_service(role, admin, roles):
+    secrets = {"bob-2": {"database": "dbpw", "object_store": "s3pw", "mlflow": "mlpw"}}
+    accounts = stack_users_module.stack_users_accounts({"username": "bob-2", "role": role}, secrets, SETTINGS)
+    assert accounts["database"] == {"name": "bob-2", "password": "dbpw", "schema": "user_bob_2", "admin": admin,
+                                    "max_connections": 10}
+    assert accounts["bucket"] == {"name": "bob-2", "quota": 1024, "expiry_days": 7}
+    assert accounts["object_store"] == {"access_key": "bob-2", "secret_key": "s3pw", "policies": [role]}
+    assert accounts["mlflow"] == {"username": "bob-2", "password": "mlpw", "admin": admin, "roles": roles}

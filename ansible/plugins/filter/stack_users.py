@@ -56,6 +56,21 @@ def stack_users(request, reserved):
     return [check_user(str(request["username"]), str(request.get("role") or "developer"), reserved)]
 
 
+def stack_users_accounts(user, secrets, settings):
+    """What the database_users, minio_bucket, minio_user and mlflow_user modules need for one user."""
+    name, role = user["username"], user["role"]
+    mine = secrets[name]
+    return {
+        "database": {"name": name, "password": mine["database"], "schema": "user_" + name.replace("-", "_"),
+                     "admin": role == "administrator", "max_connections": settings["db_max_connections"]},
+        "bucket": {"name": name, "quota": settings["bucket_quota"], "expiry_days": settings["bucket_expiry_days"]},
+        "object_store": {"access_key": name, "secret_key": mine["object_store"],
+                         "policies": settings["object_store_policies"][role]},
+        "mlflow": {"username": name, "password": mine["mlflow"], "admin": role == "administrator",
+                   "roles": ["teachers"] if role == "teacher" else []},
+    }
+
+
 def stack_users_zenml(user, secrets, urls):
     """What the zenml_users module needs for one user: private secrets, the user's own stack, and the
     service account `<name>-ci` whose API key CI runs use (the key's value from an earlier run, if any)."""
@@ -87,4 +102,5 @@ def stack_users_zenml(user, secrets, urls):
 
 class FilterModule:
     def filters(self):
-        return {"stack_users": stack_users, "stack_users_zenml": stack_users_zenml}
+        return {"stack_users": stack_users, "stack_users_accounts": stack_users_accounts,
+                "stack_users_zenml": stack_users_zenml}

@@ -24,6 +24,21 @@ def minio_argument_spec(**options):
         **options)
 
 
+def batch_items(params, option, fields):
+    """The items of the list option `option`, or the single form's `fields` as its one item.
+
+    The first field names an item; a name given twice is a ValueError.
+    """
+    items = params[option]
+    if items is None:
+        items = [{field: params[field] for field in fields}]
+    names = [item[fields[0]] for item in items]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"{option}: {', '.join(twice)} given more than once")
+    return items
+
+
 def _http_client(validate_certs):
     """Short timeouts: a wrong address fails in seconds, not after minio-py's 5 minutes."""
     return urllib3.PoolManager(

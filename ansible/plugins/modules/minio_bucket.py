@@ -1,20 +1,50 @@
 #!/usr/bin/python
-"""Manage a bucket, its quota and its expiry rule on a MinIO-compatible server."""
+"""Manage buckets, their quotas and their expiry rules on a MinIO-compatible server."""
 
 DOCUMENTATION = r"""
 module: minio_bucket
-short_description: Manage a bucket on a MinIO-compatible object store
+short_description: Manage buckets on a MinIO-compatible object store
 description:
   - Creates or removes a bucket, and sets its hard quota and an object-expiry lifecycle rule.
   - The expiry rule is the lifecycle rule with the ID C(stack-expiry); other lifecycle rules of the
     bucket are left as they are.
+  - With O(buckets), handles many buckets in order over one connection, so a course roster costs
+    one task, not one per student.
 options:
   name:
-    description: Name of the bucket.
+    description:
+      - Name of the bucket.
+      - Exactly one of O(name) and O(buckets) is required.
     type: str
-    required: true
+  buckets:
+    description:
+      - Many buckets, each with the options of the single form; O(state) applies to all.
+      - With it, O(quota), O(expiry_days), O(purge) and O(archive_dir) are given per bucket only.
+      - A name may appear once.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the bucket.
+        type: str
+        required: true
+      quota:
+        description: As O(quota).
+        type: int
+        default: 0
+      expiry_days:
+        description: As O(expiry_days).
+        type: int
+        default: 0
+      purge:
+        description: As O(purge).
+        type: bool
+        default: false
+      archive_dir:
+        description: As O(archive_dir).
+        type: path
   state:
-    description: Whether the bucket exists.
+    description: Whether the bucket (with O(buckets), every bucket) exists.
     type: str
     choices: [present, absent]
     default: present
@@ -64,21 +94,49 @@ EXAMPLES = r"""
     name: alice
     state: absent
     purge: true
+
+- name: Many buckets in one task
+  minio_bucket:
+    minio_access_key: "{{ root_user }}"
+    minio_secret_key: "{{ root_password }}"
+    buckets:
+      - {name: alice, quota: 5368709120, expiry_days: 180}
+      - {name: bob, quota: 5368709120, expiry_days: 180}
+
+- name: Archive and remove two buckets
+  minio_bucket:
+    minio_access_key: "{{ root_user }}"
+    minio_secret_key: "{{ root_password }}"
+    state: absent
+    buckets:
+      - {name: alice, purge: true, archive_dir: /srv/archive/alice}
+      - {name: bob, purge: true, archive_dir: /srv/archive/bob}
 """
 
 RETURN = r"""
 bucket:
   description: The bucket's state after the module ran.
-  returned: always
+  returned: with O(name)
   type: dict
   sample: {exists: true, quota: 5368709120, expiry_days: 180}
+buckets:
+  description: Each bucket's name and its state after the module ran.
+  returned: with O(buckets)
+  type: dict
+  sample: {alice: {exists: true, quota: 5368709120, expiry_days: 180}, bob: {exists: false}}
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.minio_common import (admin_json, error_message, minio_argument_spec,
-                                               minio_connect)
+from ansible.module_utils.minio_common import (admin_json, batch_items, error_message,
+                                               minio_argument_spec, minio_connect)
 
 RULE_ID = "stack-expiry"
+BUCKET = dict(  # one bucket: the single form's options and the suboptions of `buckets`
+    name=dict(type="str", required=True),
+    quota=dict(type="int", default=0),
+    expiry_days=dict(type="int", default=0),
+    purge=dict(type="bool", default=False),
+    archive_dir=dict(type="path"))
 
 
 def expiry_days(config):
@@ -149,32 +207,51 @@ def apply(client, admin, name, before, after, purge, archive_dir=None):
             client.delete_bucket_lifecycle(name)
 
 
+def ensure(module, client, admin, spec, state):
+    """Bring one bucket to `spec` and `state` (in check mode only compare): (before, after, changed)."""
+    name = spec["name"]
+    after = ({"exists": True, "quota": spec["quota"], "expiry_days": spec["expiry_days"]}
+             if state == "present" else {"exists": False})
+    before = read_bucket(client, admin, name)
+    changed = before != after
+    if changed and not module.check_mode:
+        apply(client, admin, name, before, after, spec["purge"], spec["archive_dir"])
+    return before, after, changed
+
+
 def main():
+    options = [option for option in BUCKET if option != "name"]
     module = AnsibleModule(
         argument_spec=minio_argument_spec(
-            name=dict(type="str", required=True),
+            buckets=dict(type="list", elements="dict", options=BUCKET),
             state=dict(type="str", choices=["present", "absent"], default="present"),
-            quota=dict(type="int", default=0),
-            expiry_days=dict(type="int", default=0),
-            purge=dict(type="bool", default=False),
-            archive_dir=dict(type="path")),
+            **dict(BUCKET, name=dict(type="str"))),
+        mutually_exclusive=[["name", "buckets"]] + [["buckets", option] for option in options],
+        required_one_of=[["name", "buckets"]],
         supports_check_mode=True,
     )
     params = module.params
-    name = params["name"]
-    if params["quota"] < 0 or params["expiry_days"] < 0:
-        module.fail_json(msg=f"bucket {name}: quota and expiry_days must not be negative")
-    client, admin = minio_connect(module)
-    after = ({"exists": True, "quota": params["quota"], "expiry_days": params["expiry_days"]}
-             if params["state"] == "present" else {"exists": False})
     try:
-        before = read_bucket(client, admin, name)
-        changed = before != after
-        if changed and not module.check_mode:
-            apply(client, admin, name, before, after, params["purge"], params["archive_dir"])
-    except Exception as error:  # pylint: disable=broad-except
-        module.fail_json(msg=f"bucket {name}: {error_message(error)}")
-    module.exit_json(changed=changed, bucket=after, diff=dict(before=before, after=after))
+        buckets = batch_items(params, "buckets", list(BUCKET))
+    except ValueError as error:
+        module.fail_json(msg=str(error))
+    for spec in buckets:
+        if spec["quota"] < 0 or spec["expiry_days"] < 0:
+            module.fail_json(msg=f"bucket {spec['name']}: quota and expiry_days must not be negative")
+    client, admin = minio_connect(module)
+    changed, results, diff = False, {}, dict(before={}, after={})
+    for spec in buckets:
+        name = spec["name"]
+        try:
+            before, after, bucket_changed = ensure(module, client, admin, spec, params["state"])
+        except Exception as error:  # pylint: disable=broad-except
+            module.fail_json(msg=f"bucket {name}: {error_message(error)}", changed=changed)
+        changed = changed or bucket_changed
+        results[name] = after
+        diff["before"][name], diff["after"][name] = before, after
+    if params["buckets"] is None:
+        module.exit_json(changed=changed, bucket=after, diff=dict(before=before, after=after))
+    module.exit_json(changed=changed, buckets=results, diff=diff)
 
 
 if __name__ == "__main__":

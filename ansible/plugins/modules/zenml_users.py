@@ -84,6 +84,12 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  workers:
+    description:
+      - How many users to handle at the same time. The server spends most of the time of each user
+        hashing the password and API key (bcrypt), so a few at once keep it busy.
+    type: int
+    default: 4
 attributes:
   check_mode:
     support: full
@@ -140,10 +146,14 @@ api_keys:
 
 import os
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
 KEY_NAME = "ci"
+# The client keeps the credentials of a login in one process-wide store per server URL.
+LOGIN = threading.Lock()
 
 
 class Store:
@@ -151,11 +161,12 @@ class Store:
 
     def __init__(self, url, username=None, password=None, api_key=None):
         from zenml.zen_stores.rest_zen_store import RestZenStore, RestZenStoreConfiguration
-        self.rest = RestZenStore(config=RestZenStoreConfiguration(
-            url=url, username=username, password=password, api_key=api_key or None))
-        # The client keeps one login per server URL in the process, the last one configured: take this
-        # identity's token now, so the connection keeps it whatever identity is configured next.
-        self.rest.authenticate(force=True)
+        with LOGIN:
+            self.rest = RestZenStore(config=RestZenStoreConfiguration(
+                url=url, username=username, password=password, api_key=api_key or None))
+            # The client keeps one login per server URL in the process, the last one configured: take
+            # this identity's token now, so the connection keeps it whatever identity is configured next.
+            self.rest.authenticate(force=True)
         self.me = self.rest.get_user().id
 
     def find(self, kind, name):
@@ -180,15 +191,14 @@ class Store:
         return self.rest.list_api_keys(account.id, APIKeyFilter()).items
 
 
-def can_log_in(url, **credentials):
-    """Ask the server for a token as this identity (the server info alone needs no login)."""
+def log_in(url, **credentials):
+    """This identity's connection, or None when the server refuses the credentials."""
     if not all(credentials.values()):
-        return False  # without credentials the client would log in with the last ones configured
+        return None  # without credentials the client would log in with the last ones configured
     try:
-        Store(url, **credentials)
-        return True
+        return Store(url, **credentials)
     except Exception:  # pylint: disable=broad-except
-        return False
+        return None
 
 
 def delete_or_deactivate(delete, deactivate):
@@ -203,6 +213,7 @@ def delete_or_deactivate(delete, deactivate):
 
 
 def ensure_user(module, admin, user, changes):
+    """The account; returns the user's own connection when the password logs in already, else None."""
     from zenml.constants import ACTIVATE, USERS
     from zenml.models import UserRequest, UserUpdate
     url, name = module.params["zenml_url"], user["name"]
@@ -211,12 +222,13 @@ def ensure_user(module, admin, user, changes):
         changes.append(f"{name} - created the account")
         if not module.check_mode:
             admin.rest.create_user(UserRequest(name=name, password=user["password"], is_admin=user["admin"], active=True))
-        return
+        return None
     if found.is_admin != user["admin"]:
         changes.append(f"{name} - updated is_admin")
         if not module.check_mode:
             admin.rest.update_user(found.id, UserUpdate(is_admin=user["admin"]))
-    if not can_log_in(url, username=name, password=user["password"]):  # another password, or deactivated
+    store = log_in(url, username=name, password=user["password"])
+    if store is None:  # another password, or deactivated
         # Nobody may set another user's password: deactivating the account returns an activation token,
         # which sets the password and activates the account again.
         changes.append(f"{name} - set the password and activated the account")
@@ -224,6 +236,7 @@ def ensure_user(module, admin, user, changes):
             token = admin.rest.deactivate_user(found.id).activation_token
             admin.rest.put(f"{USERS}/{found.id}{ACTIVATE}",
                            body=UserUpdate(password=user["password"], activation_token=token))
+    return store
 
 
 def ensure_secrets(module, store, owner, secrets, changes):
@@ -289,7 +302,7 @@ def ensure_ci_account(module, admin, user, changes):
     url, account_name = module.params["zenml_url"], user["service_account"]
     account = admin.find("service_account", account_name)
     key = next((k for k in admin.api_keys(account) if k.name == KEY_NAME), None) if account else None
-    logs_in = key is not None and can_log_in(url, api_key=user["api_key"])
+    known = log_in(url, api_key=user["api_key"]) if key is not None else None
     new_key = None
     if account is None:
         changes.append(f"{account_name} - created the service account of {user['name']}")
@@ -304,14 +317,15 @@ def ensure_ci_account(module, admin, user, changes):
         changes.append(f"{account_name} - created the API key")
         if not module.check_mode:
             new_key = returnable(module, admin, account, admin.rest.create_api_key(account.id, APIKeyRequest(name=KEY_NAME)))
-    elif not logs_in:
+    elif known is None:
         changes.append(f"{account_name} - rotated the API key (the known value does not log in)")
         if not module.check_mode:
             if not key.active:
                 admin.rest.update_api_key(account.id, key.id, APIKeyUpdate(active=True))
             new_key = returnable(module, admin, account, admin.rest.rotate_api_key(account.id, key.id, APIKeyRotateRequest()))
-    if new_key or logs_in:  # in check mode there is no key to log in with until the changes above are made
-        ensure_secrets(module, Store(url, api_key=new_key or user["api_key"]), account_name, user["secrets"], changes)
+    store = Store(url, api_key=new_key) if new_key else known
+    if store:  # in check mode there is no key to log in with until the changes above are made
+        ensure_secrets(module, store, account_name, user["secrets"], changes)
     return new_key
 
 
@@ -353,8 +367,7 @@ def remove(module, admin, user, changes):
     if module.check_mode:
         changes.append(f"{name} - deleted the account, its stack, components and secrets")
         return
-    if can_log_in(module.params["zenml_url"], username=name, password=user["password"]):
-        store = Store(module.params["zenml_url"], name, user["password"])
+    if store := log_in(module.params["zenml_url"], username=name, password=user["password"]):
         if user["stack"] and (stack := store.find("stack", user["stack"])):
             store.rest.delete_stack(stack.id)
         for component_name in user["components"]:
@@ -383,7 +396,8 @@ def main():
                 stack=dict(type="str", default=""),
                 service_account=dict(type="str", default=""),
                 api_key=dict(type="str", default="", no_log=True))),
-            state=dict(type="str", choices=["present", "absent"], default="present")),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            workers=dict(type="int", default=4)),
         supports_check_mode=True,
     )
     params = module.params
@@ -395,22 +409,39 @@ def main():
         import zenml  # noqa: F401
     except ImportError:
         module.fail_json(msg="the Python library 'zenml' (the server's version) is required on the host running this module")
-    changes, api_keys = [], {}
-    try:
-        admin = Store(params["zenml_url"], params["zenml_username"], params["zenml_password"])
-        for user in params["users"]:
+    url = params["zenml_url"]
+    admins = threading.local()  # one admin connection per worker thread
+
+    def work(user):
+        """One user's changes, the new API key (or None) and the error (or None)."""
+        changes, new_key = [], None
+        try:
+            if not hasattr(admins, "store"):
+                admins.store = Store(url, params["zenml_username"], params["zenml_password"])
+            admin = admins.store
             if params["state"] == "absent":
                 remove(module, admin, user, changes)
-                continue
-            ensure_user(module, admin, user, changes)
-            if not module.check_mode or can_log_in(params["zenml_url"], username=user["name"], password=user["password"]):
-                store = Store(params["zenml_url"], user["name"], user["password"])
+                return changes, None, None
+            store = ensure_user(module, admin, user, changes)
+            if store is None and not module.check_mode:  # created, or its password set, just now
+                store = Store(url, user["name"], user["password"])
+            if store:
                 ensure_secrets(module, store, user["name"], user["secrets"], changes)
                 ensure_stack(module, store, user, changes)
-            if user["service_account"] and (new_key := ensure_ci_account(module, admin, user, changes)):
-                api_keys[user["name"]] = new_key
-    except Exception as error:  # the service's own message, on one line
-        module.fail_json(msg=f"ZenML: {' '.join(str(error).split())[:500]}", changes=changes)
+            if user["service_account"]:
+                new_key = ensure_ci_account(module, admin, user, changes)
+            return changes, new_key, None
+        except Exception as error:  # the service's own message, on one line
+            return changes, new_key, f"ZenML ({user['name']}): {' '.join(str(error).split())[:500]}"
+
+    # Users in parallel: the server spends most of each user's time hashing passwords and keys.
+    with ThreadPoolExecutor(max_workers=max(1, min(params["workers"], len(params["users"])))) as pool:
+        results = list(pool.map(work, params["users"]))
+    changes = [line for user_changes, _key, _error in results for line in user_changes]
+    api_keys = {user["name"]: key for user, (_changes, key, _error) in zip(params["users"], results) if key}
+    errors = [error for _changes, _key, error in results if error]
+    if errors:
+        module.fail_json(msg=errors[0], changes=changes, api_keys=api_keys)
     module.exit_json(changed=bool(changes), changes=changes, api_keys=api_keys)
 
 

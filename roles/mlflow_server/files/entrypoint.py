@@ -16,6 +16,7 @@ Prepares the auth database, writes the basic-auth configuration, then replaces i
   MLFLOW_ALLOWED_HOSTS                            comma-separated Host headers (fnmatch patterns)
   MLFLOW_CORS_ALLOWED_ORIGINS                     comma-separated origins allowed to change things
   MLFLOW_WORKERS (2)                              server worker processes
+  MLFLOW_AUTH_CACHE_SECONDS (30)                  how long a worker trusts a checked password (0: never)
   MLFLOW_LISTEN_PORT (5000)                       port the server listens on
   MLFLOW_AUTH_CONFIG_PATH (/home/mlflow/basic_auth.ini), MLFLOW_DB_WAIT_SECONDS (120)
 
@@ -95,6 +96,7 @@ class Settings:
     allowed_hosts: str
     cors_allowed_origins: str
     workers: int
+    auth_cache_seconds: int
     port: int
     auth_config_path: str
     db_wait_seconds: int
@@ -110,11 +112,12 @@ class Settings:
         try:
             numbers = {key: int(env.get(name, default)) for key, name, default in [
                 ("db_port", "MLFLOW_DB_PORT", 3306), ("workers", "MLFLOW_WORKERS", 2),
+                ("auth_cache_seconds", "MLFLOW_AUTH_CACHE_SECONDS", 30),
                 ("port", "MLFLOW_LISTEN_PORT", 5000),
                 ("db_wait_seconds", "MLFLOW_DB_WAIT_SECONDS", 120)]}
         except ValueError as error:
-            raise ConfigError(f"MLFLOW_DB_PORT, MLFLOW_WORKERS, MLFLOW_LISTEN_PORT and MLFLOW_DB_WAIT_SECONDS "
-                              f"must be whole numbers ({error})") from None
+            raise ConfigError(f"MLFLOW_DB_PORT, MLFLOW_WORKERS, MLFLOW_AUTH_CACHE_SECONDS, MLFLOW_LISTEN_PORT and "
+                              f"MLFLOW_DB_WAIT_SECONDS must be whole numbers ({error})") from None
         return cls(
             db_host=env["MLFLOW_DB_HOST"],
             db_user=env.get("MLFLOW_DB_USER", "mlflow"),
@@ -139,8 +142,12 @@ def database_uri(user: str, password: str, host: str, port: int, schema: str) ->
     return f"mysql+pymysql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{int(port)}/{schema}"
 
 
-def auth_config(database_uri: str, admin_username: str, admin_password: str) -> str:
+def auth_config(database_uri: str, admin_username: str, admin_password: str, cache_seconds: int = 0) -> str:
     """The basic-auth ini: users see only what they were granted; the admin account to bootstrap.
+
+    Every request carries the password, and checking it costs a deliberately slow hash: with
+    cache_seconds, a worker trusts a password it checked for that long (a changed password or a
+    removed account then stops working within that time).
 
     MLflow reads it with configparser's default interpolation, so '%' is written as '%%'.
     """
@@ -150,6 +157,7 @@ def auth_config(database_uri: str, admin_username: str, admin_password: str) -> 
         "admin_username": admin_username,
         "admin_password": admin_password,
         "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+        "auth_cache_ttl_seconds": str(int(cache_seconds)),
     }
     for key, value in values.items():
         if not value or value != value.strip() or "\n" in value or "\r" in value:
@@ -253,7 +261,7 @@ def main() -> None:
     try:
         settings = Settings.from_env(os.environ)
         auth_uri = settings.database_uri(settings.auth_db_name)
-        ini = auth_config(auth_uri, settings.admin_username, settings.admin_password)
+        ini = auth_config(auth_uri, settings.admin_username, settings.admin_password, settings.auth_cache_seconds)
     except ConfigError as error:
         log(str(error))
         sys.exit(2)
