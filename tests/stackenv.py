@@ -1,4 +1,5 @@
 """What the tests need to drive the stack: run playbooks, read stack.yml and credentials."""
+import importlib.util
 import re
 import subprocess
 import sys
@@ -8,6 +9,19 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def load_ansible_module(name):
+    """ansible/plugins/modules/<name>.py imported for its pure functions; its `ansible.module_utils.<x>`
+    imports find ansible/plugins/module_utils, as when Ansible ships the module to a host."""
+    import ansible.module_utils
+    utils = str(REPO / "ansible/plugins/module_utils")
+    if utils not in ansible.module_utils.__path__:
+        ansible.module_utils.__path__.append(utils)
+    spec = importlib.util.spec_from_file_location(name, REPO / "ansible/plugins/modules" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 BIN = Path(sys.executable).parent
 
 RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$", re.MULTILINE)

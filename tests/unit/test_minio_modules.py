@@ -1,30 +1,17 @@
 """Pure functions of the minio_* modules: policy comparison, policy lists, expiry rules, error lines, batches."""
-import importlib.util
 import json
-from pathlib import Path
 
-import ansible.module_utils
 import pytest
 from minio.commonconfig import ENABLED, Filter
 from minio.error import MinioAdminException, S3Error
 from minio.lifecycleconfig import Expiration, LifecycleConfig, Rule
 
-PLUGINS = Path(__file__).parents[2] / "ansible/plugins"
-# The modules import ansible.module_utils.minio_common, as Ansible ships it to the host.
-ansible.module_utils.__path__.append(str(PLUGINS / "module_utils"))
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, PLUGINS / "modules" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from stackenv import load_ansible_module as load
 
 minio_policy = load("minio_policy")
 minio_user = load("minio_user")
 minio_bucket = load("minio_bucket")
-from ansible.module_utils import minio_common  # noqa: E402  (after the path above)
+from ansible.module_utils import minio_common  # noqa: E402  (found once a module is loaded)
 
 STORED = {  # how the server returns a policy: lists everywhere, its own order
     "Version": "2012-10-17",

@@ -1,22 +1,7 @@
 """Pure functions of database_users and mlflow_user: identifiers, grants, input checks."""
-import importlib.util
-from pathlib import Path
-
-import ansible.module_utils
 import pytest
 
-PLUGINS = Path(__file__).parents[2] / "ansible/plugins"
-# The modules import ansible.module_utils.<name>_common, as Ansible ships it to the host.
-if str(PLUGINS / "module_utils") not in ansible.module_utils.__path__:
-    ansible.module_utils.__path__.append(str(PLUGINS / "module_utils"))
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, PLUGINS / "modules" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from stackenv import load_ansible_module as load
 
 database_users = load("database_users")
 mlflow_user = load("mlflow_user")
