@@ -233,6 +233,21 @@ def test_check_mode_runs_clean(stack):
     assert recap(result.stdout)["changed"] == 0, result.stdout[-4000:]
 
 
+def test_a_changed_build_context_rebuilds_its_image(stack):
+    """Images are skipped by the fingerprint of their build context: a changed file must not be missed."""
+    context = REPO / "roles/mlflow_server/files/requirements.txt"
+    original = context.read_text()
+    try:
+        context.write_text(original + "# a changed build context\n")
+        result = ansible_playbook("playbooks/run_server.yml", "--check", "--tags", "mlflow_server")
+    finally:
+        context.write_text(original)
+    build = result.stdout.split("TASK [stack : Build mlops/mlflow:")[1].split("\n", 1)[1]
+    assert build.lstrip().startswith("changed"), result.stdout[-4000:]
+    unchanged = ansible_playbook("playbooks/run_server.yml", "--check", "--tags", "mlflow_server")
+    assert recap(unchanged.stdout)["changed"] == 0, unchanged.stdout[-4000:]
+
+
 def test_data_without_its_credentials_is_refused(stack):
     """A new checkout (or a lost credentials/) next to an earlier stack's data: say so, change nothing."""
     kept = stack.credentials / "database_root_password"
