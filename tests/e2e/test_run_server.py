@@ -262,3 +262,14 @@ def test_data_without_its_credentials_is_refused(stack):
         assert recap(result.stdout)["changed"] == 0
     finally:
         aside.rename(kept)
+
+
+@pytest.mark.parametrize("setting,message", [
+    ("zenml_server_cpus=4096", "stack.yml: zenml_server has cpus 4096, more than the"),
+    ("database_memory=lots", "stack.yml: database needs memory like 512m or 2g (is lots)"),
+])
+def test_bad_limits_stop_the_play_before_any_change(stack, setting, message):
+    result = ansible_playbook("playbooks/run_server.yml", "-e", setting, check=False)
+    assert result.returncode != 0
+    assert message in " ".join(result.stdout.split())
+    assert recap(result.stdout)["changed"] == 0

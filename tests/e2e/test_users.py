@@ -269,6 +269,27 @@ result = {"me": c.active_user.name, "keys": [[k.name, k.key, k.active] for k in 
     assert zenml_with_key(a, "result = Client().active_user.name", monkeypatch) == f"{STUDENT_A}-ci"
 
 
+def test_zenml_users_reads_a_roster_longer_than_one_request(users, stack):
+    """The module reads what exists for a roster in requests of Known.CHUNK names: with one name per
+    request, every account of the roster is still found, and a name nobody has is not."""
+    admin = stack.settings["stack_admin_username"]
+    found = zenml_as(stack.url("zenml_server_port"), admin, stack.secret("zenml_server_admin_password"), f"""
+        import os, sys
+        sys.path.insert(0, {str(REPO / "tests")!r})
+        from stackenv import load_ansible_module
+        zenml_users = load_ansible_module("zenml_users")
+        zenml_users.Known.CHUNK = 1
+        store = zenml_users.Store(*(os.environ[name] for name in ("ZENML_STORE_URL", "ZENML_STORE_USERNAME", "ZENML_STORE_PASSWORD")))
+        names = ["{STUDENT_A}", "{STUDENT_B}", "{TEACHER}", "nobody-{uuid.uuid4().hex[:6]}"]
+        known = zenml_users.Known(store, {{"user": names, "service_account": ["{STUDENT_A}-ci"],
+                                           "component": ["{STUDENT_B}-artifacts"], "stack": ["{TEACHER}"]}})
+        result = sorted(kind + ":" + name for (kind, name) in known.items)
+    """)
+    assert found == sorted([f"user:{STUDENT_A}", f"user:{STUDENT_B}", f"user:{TEACHER}",
+                            f"service_account:{STUDENT_A}-ci", f"component:{STUDENT_B}-artifacts",
+                            f"stack:{TEACHER}"])
+
+
 @pytest.mark.xfail(raises=AssertionError, strict=True, reason=(
     "ZenML 0.98 OSS: any user may create a public secret with the name of another user's private one, and "
     "the client resolves {{name.key}} to public secrets first (Client.get_secret_by_name_and_private_status)"))

@@ -17,7 +17,8 @@ description:
   - ZenML refuses to delete an account that owns pipeline runs or other resources; the module then
     deactivates it (and deletes its API keys) instead, and a deactivated service account without keys or
     a deactivated user counts as removed.
-  - Takes many users at once, so a course roster costs one connection setup, not one per student.
+  - Takes many users at once, so a course roster costs one admin login and one read of what exists
+    (a request per kind and 100 names), not one of each per student.
 notes:
   - What the ZenML 0.98 OSS server enforces, measured against it - only admins may create, update,
     deactivate or delete service accounts and create, rotate, update or delete API keys, so a student
@@ -144,6 +145,8 @@ api_keys:
   type: dict
 """
 
+import functools
+import json
 import os
 import tempfile
 import threading
@@ -167,18 +170,10 @@ class Store:
             # The client keeps one login per server URL in the process, the last one configured: take
             # this identity's token now, so the connection keeps it whatever identity is configured next.
             self.rest.authenticate(force=True)
-        self.me = self.rest.get_user().id
 
-    def find(self, kind, name):
-        from zenml import models
-        lister, filter_class = {
-            "user": ("list_users", models.UserFilter), "secret": ("list_secrets", models.SecretFilter),
-            "component": ("list_stack_components", models.ComponentFilter),
-            "stack": ("list_stacks", models.StackFilter),
-            "service_account": ("list_service_accounts", models.ServiceAccountFilter)}[kind]
-        # Hydrated here: a lazy model would hydrate itself through the process's default store, not this one.
-        items = getattr(self.rest, lister)(filter_class(name=name), hydrate=True).items
-        return items[0] if items else None
+    @functools.cached_property
+    def me(self):
+        return self.rest.get_user().id
 
     def own_secret(self, name):
         """This identity's secret of that name (another user's public secret may have the same name)."""
@@ -189,6 +184,31 @@ class Store:
     def api_keys(self, account):
         from zenml.models import APIKeyFilter
         return self.rest.list_api_keys(account.id, APIKeyFilter()).items
+
+
+class Known:
+    """What the server holds already among the names of this run, read once with the admin's connection
+    (a request per CHUNK names and kind instead of one per name; in ZenML OSS everyone sees all of these)."""
+
+    CHUNK = 100  # names per request, so the query string stays short
+
+    LISTS = {"user": ("list_users", "UserFilter"), "service_account": ("list_service_accounts", "ServiceAccountFilter"),
+             "component": ("list_stack_components", "ComponentFilter"), "stack": ("list_stacks", "StackFilter")}
+
+    def __init__(self, admin, names):
+        from zenml import models
+        self.items = {}
+        for kind, (lister, filter_name) in self.LISTS.items():
+            wanted = sorted(set(names[kind]))
+            for start in range(0, len(wanted), self.CHUNK):
+                chunk = wanted[start:start + self.CHUNK]
+                # Hydrated here: a lazy model would hydrate itself through the process's default store, not this one.
+                page = getattr(admin.rest, lister)(
+                    getattr(models, filter_name)(name="oneof:" + json.dumps(chunk), size=len(chunk)), hydrate=True)
+                self.items.update(((kind, item.name), item) for item in page.items)
+
+    def find(self, kind, name):
+        return self.items.get((kind, name))
 
 
 def log_in(url, **credentials):
@@ -212,12 +232,12 @@ def delete_or_deactivate(delete, deactivate):
         return "deactivated (ZenML keeps accounts that own pipeline runs)"
 
 
-def ensure_user(module, admin, user, changes):
+def ensure_user(module, admin, known, user, changes):
     """The account; returns the user's own connection when the password logs in already, else None."""
     from zenml.constants import ACTIVATE, USERS
     from zenml.models import UserRequest, UserUpdate
     url, name = module.params["zenml_url"], user["name"]
-    found = admin.find("user", name)
+    found = known.find("user", name)
     if found is None:
         changes.append(f"{name} - created the account")
         if not module.check_mode:
@@ -239,12 +259,13 @@ def ensure_user(module, admin, user, changes):
     return store
 
 
-def ensure_secrets(module, store, owner, secrets, changes):
-    """Private secrets, created by `store`'s identity (named `owner` in the changes) so it owns them."""
+def ensure_secrets(module, store, owner, secrets, changes, new_account=False):
+    """Private secrets, created by `store`'s identity (named `owner` in the changes) so it owns them; an
+    account created by this run has none yet."""
     from zenml.models import SecretRequest, SecretUpdate
     for secret_name, values in secrets.items():
         values = {k: str(v) for k, v in values.items()}
-        found = store.own_secret(secret_name)
+        found = None if new_account else store.own_secret(secret_name)
         if found is None:
             changes.append(f"{owner} - created secret {secret_name}")
             if not module.check_mode:
@@ -255,14 +276,14 @@ def ensure_secrets(module, store, owner, secrets, changes):
                 store.rest.update_secret(found.id, SecretUpdate(private=True, values=values))
 
 
-def ensure_stack(module, store, user, changes):
+def ensure_stack(module, store, known, user, changes):
     """Components and stack, created by the user so the user owns them."""
     from zenml.enums import StackComponentType
     from zenml.models import ComponentRequest, ComponentUpdate, StackRequest
     name = user["name"]
     ids = {}
     for component_name, spec in user["components"].items():
-        found = store.find("component", component_name)
+        found = known.find("component", component_name)
         if found is None:
             changes.append(f"{name} - created component {component_name}")
             if not module.check_mode:
@@ -275,7 +296,7 @@ def ensure_stack(module, store, user, changes):
                 store.rest.update_stack_component(found.id, ComponentUpdate(configuration=spec.get("configuration", {})))
         if found is not None:
             ids[StackComponentType(spec["type"])] = [found.id]
-    if user["stack"] and store.find("stack", user["stack"]) is None:
+    if user["stack"] and known.find("stack", user["stack"]) is None:
         changes.append(f"{name} - created stack {user['stack']}")
         if not module.check_mode:
             store.rest.create_stack(StackRequest(name=user["stack"], components=ids))
@@ -292,7 +313,7 @@ def returnable(module, admin, account, key):
     raise ValueError(f"every new API key of {account.name} contains a secret value: are some secret values very short?")
 
 
-def ensure_ci_account(module, admin, user, changes):
+def ensure_ci_account(module, admin, known, user, changes):
     """The user's service account with its API key and private copies of the user's secrets.
 
     Returns the key's value when this run created or rotated it (ZenML shows it only then), else None.
@@ -300,10 +321,10 @@ def ensure_ci_account(module, admin, user, changes):
     from zenml.models import (APIKeyRequest, APIKeyRotateRequest, APIKeyUpdate, ServiceAccountRequest,
                               ServiceAccountUpdate)
     url, account_name = module.params["zenml_url"], user["service_account"]
-    account = admin.find("service_account", account_name)
+    account = known.find("service_account", account_name)
     key = next((k for k in admin.api_keys(account) if k.name == KEY_NAME), None) if account else None
-    known = log_in(url, api_key=user["api_key"]) if key is not None else None
-    new_key = None
+    logged_in = log_in(url, api_key=user["api_key"]) if key is not None else None
+    new_key, created = None, account is None
     if account is None:
         changes.append(f"{account_name} - created the service account of {user['name']}")
         if not module.check_mode:
@@ -317,22 +338,22 @@ def ensure_ci_account(module, admin, user, changes):
         changes.append(f"{account_name} - created the API key")
         if not module.check_mode:
             new_key = returnable(module, admin, account, admin.rest.create_api_key(account.id, APIKeyRequest(name=KEY_NAME)))
-    elif known is None:
+    elif logged_in is None:
         changes.append(f"{account_name} - rotated the API key (the known value does not log in)")
         if not module.check_mode:
             if not key.active:
                 admin.rest.update_api_key(account.id, key.id, APIKeyUpdate(active=True))
             new_key = returnable(module, admin, account, admin.rest.rotate_api_key(account.id, key.id, APIKeyRotateRequest()))
-    store = Store(url, api_key=new_key) if new_key else known
+    store = Store(url, api_key=new_key) if new_key else logged_in
     if store:  # in check mode there is no key to log in with until the changes above are made
-        ensure_secrets(module, store, account_name, user["secrets"], changes)
+        ensure_secrets(module, store, account_name, user["secrets"], changes, new_account=created)
     return new_key
 
 
-def remove_ci_account(module, admin, user, changes):
+def remove_ci_account(module, admin, known, user, changes):
     """Delete the service account's own secrets (logged in with a key made for it), then the account."""
     from zenml.models import APIKeyRequest, SecretFilter, ServiceAccountUpdate
-    account = admin.find("service_account", user["service_account"])
+    account = known.find("service_account", user["service_account"])
     keys = admin.api_keys(account) if account else []
     if account is None or not account.active and not keys:
         return
@@ -356,22 +377,22 @@ def remove_ci_account(module, admin, user, changes):
     changes.append(f"{account.name} - {done} the service account, its API keys and secrets")
 
 
-def remove(module, admin, user, changes):
+def remove(module, admin, known, user, changes):
     from zenml.models import UserUpdate
     name = user["name"]
     if user["service_account"]:
-        remove_ci_account(module, admin, user, changes)
-    found = admin.find("user", name)
+        remove_ci_account(module, admin, known, user, changes)
+    found = known.find("user", name)
     if found is None or not found.active:
         return
     if module.check_mode:
         changes.append(f"{name} - deleted the account, its stack, components and secrets")
         return
     if store := log_in(module.params["zenml_url"], username=name, password=user["password"]):
-        if user["stack"] and (stack := store.find("stack", user["stack"])):
+        if user["stack"] and (stack := known.find("stack", user["stack"])):
             store.rest.delete_stack(stack.id)
         for component_name in user["components"]:
-            if component := store.find("component", component_name):
+            if component := known.find("component", component_name):
                 store.rest.delete_stack_component(component.id)
         for secret_name in user["secrets"]:
             if secret := store.own_secret(secret_name):
@@ -409,36 +430,43 @@ def main():
         import zenml  # noqa: F401
     except ImportError:
         module.fail_json(msg="the Python library 'zenml' (the server's version) is required on the host running this module")
-    url = params["zenml_url"]
-    admins = threading.local()  # one admin connection per worker thread
+    url, users = params["zenml_url"], params["users"]
+    try:
+        # One admin connection for every worker thread: its session keeps the admin's token.
+        admin = Store(url, params["zenml_username"], params["zenml_password"])
+        known = Known(admin, {
+            "user": [user["name"] for user in users],
+            "service_account": [user["service_account"] for user in users if user["service_account"]],
+            "component": [name for user in users for name in user["components"]],
+            "stack": [user["stack"] for user in users if user["stack"]]})
+    except Exception as error:  # the service's own message, on one line
+        module.fail_json(msg=f"ZenML: {' '.join(str(error).split())[:500]}")
 
     def work(user):
         """One user's changes, the new API key (or None) and the error (or None)."""
         changes, new_key = [], None
         try:
-            if not hasattr(admins, "store"):
-                admins.store = Store(url, params["zenml_username"], params["zenml_password"])
-            admin = admins.store
             if params["state"] == "absent":
-                remove(module, admin, user, changes)
+                remove(module, admin, known, user, changes)
                 return changes, None, None
-            store = ensure_user(module, admin, user, changes)
+            new_account = known.find("user", user["name"]) is None
+            store = ensure_user(module, admin, known, user, changes)
             if store is None and not module.check_mode:  # created, or its password set, just now
                 store = Store(url, user["name"], user["password"])
             if store:
-                ensure_secrets(module, store, user["name"], user["secrets"], changes)
-                ensure_stack(module, store, user, changes)
+                ensure_secrets(module, store, user["name"], user["secrets"], changes, new_account)
+                ensure_stack(module, store, known, user, changes)
             if user["service_account"]:
-                new_key = ensure_ci_account(module, admin, user, changes)
+                new_key = ensure_ci_account(module, admin, known, user, changes)
             return changes, new_key, None
         except Exception as error:  # the service's own message, on one line
             return changes, new_key, f"ZenML ({user['name']}): {' '.join(str(error).split())[:500]}"
 
     # Users in parallel: the server spends most of each user's time hashing passwords and keys.
-    with ThreadPoolExecutor(max_workers=max(1, min(params["workers"], len(params["users"])))) as pool:
-        results = list(pool.map(work, params["users"]))
+    with ThreadPoolExecutor(max_workers=max(1, min(params["workers"], len(users)))) as pool:
+        results = list(pool.map(work, users))
     changes = [line for user_changes, _key, _error in results for line in user_changes]
-    api_keys = {user["name"]: key for user, (_changes, key, _error) in zip(params["users"], results) if key}
+    api_keys = {user["name"]: key for user, (_changes, key, _error) in zip(users, results) if key}
     errors = [error for _changes, _key, error in results if error]
     if errors:
         module.fail_json(msg=errors[0], changes=changes, api_keys=api_keys)
