@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/users.py --count 50
 
-Needs the stack up (make up). Every user it adds is removed again.
+Needs the stack up (make up). Every user it adds is removed again. Also prints the CPU time each service
+spent per user of the roster: the busiest one bounds how fast a roster can go.
 """
 import argparse
 import sys
@@ -11,13 +12,23 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from stackenv import ansible_playbook  # noqa: E402
+from stackenv import ansible_playbook, load_stack  # noqa: E402
+
+SERVICES = ("zenml", "mlflow", "object-store", "database")
 
 
 def manage(*args):
     start = time.monotonic()
     ansible_playbook("playbooks/manage_users.yml", *args)
     return time.monotonic() - start
+
+
+def cpu_seconds(containers):
+    """CPU time each container has used since it started, from the Docker engine."""
+    import docker
+    client = docker.from_env()
+    return {name: client.containers.get(name).stats(stream=False, one_shot=True)["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+            for name in containers}
 
 
 def roster(names, folder):
@@ -30,10 +41,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=50)
     args = parser.parse_args()
+    stack = load_stack()
+    containers = [stack.container(service) for service in SERVICES]
     with tempfile.TemporaryDirectory() as folder:
         batch = [f"bench-r{i:03d}" for i in range(args.count)]
         single = [f"bench-s{i:03d}" for i in range(args.count)]
+        before = cpu_seconds(containers)
         roster_seconds = manage("--tags", "add", "-e", f"roster={roster(batch, folder)}")
+        after = cpu_seconds(containers)
         single_seconds = sum(manage("--tags", "add", "-e", f"username={name}") for name in single)
         remove_seconds = manage("--tags", "remove", "-e", f"roster={roster(batch + single, folder)}",
                                 "-e", "confirm=yes")
@@ -42,6 +57,8 @@ def main():
     print(f"add {n} users, one play run each:        {single_seconds:8.1f} s  ({single_seconds / n:5.2f} s/user)")
     print(f"speed-up of the roster:                  {single_seconds / roster_seconds:8.1f} x  (target >= 10)")
     print(f"remove {2 * n} users, one play run:           {remove_seconds:8.1f} s  ({remove_seconds / (2 * n):5.2f} s/user)")
+    for name in containers:
+        print(f"CPU per user of the roster, {name + ':':22s}{(after[name] - before[name]) / n:5.2f} s")
 
 
 if __name__ == "__main__":
