@@ -59,7 +59,7 @@ def play(tmp_path):
         paths = [str(dockerd)] if docker else [str(tmp_path / "no-dockerd")]
         result = subprocess.run(
             [str(BIN / "ansible-playbook"), str(tmp_path / "play" / "site.yml"),
-             "-e", json.dumps({"__gitlab_runner_dockerd_paths": paths}), *extra],
+             "-e", json.dumps({"__gitlab_runner_dockerd_paths": paths, "__gitlab_runner_processors": 64}), *extra],
             cwd=REPO, capture_output=True, text=True, timeout=300,
             env={**{k: v for k, v in os.environ.items() if not k.startswith("GITLAB_RUNNER_TOKEN_")},
                  "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "ANSIBLE_NOCOLOR": "1", **(env or {})})
@@ -162,6 +162,15 @@ def test_gpu_runners_need_the_nvidia_toolkit(play):
                   env=token_env(**TOKENS))
     assert result.returncode != 0
     assert "Runner(s) gpu ask for GPUs, but the NVIDIA Container Toolkit is not installed" in result.text
+    assert not result.recorded.exists()
+
+
+def test_job_cpus_above_the_machines_processors_are_refused(play):
+    result = play("-e", f"gitlab_runner_url={URL}", "-e", "gitlab_runner_check_gpu=false",
+                  "-e", '{"__gitlab_runner_processors": 4}', env=token_env(**TOKENS))
+    assert result.returncode != 0
+    assert ("Runner gpu gives each job cpus 8, more than the 4 processors of localhost: Docker would refuse "
+            "every such job. Lower cpus in runners.yml.") in result.text
     assert not result.recorded.exists()
 
 
