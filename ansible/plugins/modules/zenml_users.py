@@ -201,14 +201,24 @@ class Known:
         for kind, (lister, filter_name) in self.LISTS.items():
             wanted = sorted(set(names[kind]))
             for start in range(0, len(wanted), self.CHUNK):
-                chunk = wanted[start:start + self.CHUNK]
-                # Hydrated here: a lazy model would hydrate itself through the process's default store, not this one.
-                page = getattr(admin.rest, lister)(
-                    getattr(models, filter_name)(name="oneof:" + json.dumps(chunk), size=len(chunk)), hydrate=True)
-                self.items.update(((kind, item.name), item) for item in page.items)
+                query = getattr(models, filter_name)(name="oneof:" + json.dumps(wanted[start:start + self.CHUNK]),
+                                                     size=self.CHUNK)
+                while True:  # more pages than one where components of several types share a name
+                    # Hydrated here: a lazy model would hydrate itself through the process's default store, not this one.
+                    page = getattr(admin.rest, lister)(query, hydrate=True)
+                    self.items.update((self.key(kind, item.name, item.type if kind == "component" else None), item)
+                                      for item in page.items)
+                    if page.index >= page.total_pages:
+                        break
+                    query.page = page.index + 1
 
-    def find(self, kind, name):
-        return self.items.get((kind, name))
+    @staticmethod
+    def key(kind, name, component_type=None):
+        """A component's name is unique among those of its type only."""
+        return kind, name, str(getattr(component_type, "value", component_type)) if kind == "component" else None
+
+    def find(self, kind, name, component_type=None):
+        return self.items.get(self.key(kind, name, component_type))
 
 
 def log_in(url, **credentials):
@@ -283,7 +293,7 @@ def ensure_stack(module, store, known, user, changes):
     name = user["name"]
     ids = {}
     for component_name, spec in user["components"].items():
-        found = known.find("component", component_name)
+        found = known.find("component", component_name, spec["type"])
         if found is None:
             changes.append(f"{name} - created component {component_name}")
             if not module.check_mode:
@@ -391,8 +401,8 @@ def remove(module, admin, known, user, changes):
     if store := log_in(module.params["zenml_url"], username=name, password=user["password"]):
         if user["stack"] and (stack := known.find("stack", user["stack"])):
             store.rest.delete_stack(stack.id)
-        for component_name in user["components"]:
-            if component := known.find("component", component_name):
+        for component_name, spec in user["components"].items():
+            if component := known.find("component", component_name, spec["type"]):
                 store.rest.delete_stack_component(component.id)
         for secret_name in user["secrets"]:
             if secret := store.own_secret(secret_name):
