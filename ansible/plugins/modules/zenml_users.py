@@ -206,7 +206,7 @@ class Known:
                 while True:  # more pages than one where components of several types share a name
                     # Hydrated here: a lazy model would hydrate itself through the process's default store, not this one.
                     page = getattr(admin.rest, lister)(query, hydrate=True)
-                    self.items.update((self.key(kind, item.name, item.type if kind == "component" else None), item)
+                    self.items.update((self.key(kind, item.name, item.type.value if kind == "component" else None), item)
                                       for item in page.items)
                     if page.index >= page.total_pages:
                         break
@@ -214,8 +214,8 @@ class Known:
 
     @staticmethod
     def key(kind, name, component_type=None):
-        """A component's name is unique among those of its type only."""
-        return kind, name, str(getattr(component_type, "value", component_type)) if kind == "component" else None
+        """A component's name is unique among those of its type only (e.g. "artifact_store")."""
+        return kind, name, component_type if kind == "component" else None
 
     def find(self, kind, name, component_type=None):
         return self.items.get(self.key(kind, name, component_type))
