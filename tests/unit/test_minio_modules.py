@@ -1,4 +1,4 @@
-"""Pure functions of the minio_* modules: policy comparison, policy lists, expiry rules, error lines, batches."""
+"""Pure functions of the minio_* modules: policy comparison, policy lists, expiry rules, error lines."""
 import json
 
 import pytest
@@ -115,7 +115,8 @@ def s3_error(code, message):
     (MinioAdminException("502", "<html>\nBad gateway\n</html>"), "HTTP 502: <html> Bad gateway </html>"),
     (s3_error("AccessDenied", "Access Denied."), "AccessDenied: Access Denied."),
     (ValueError("invalid bucket name Ab"), "invalid bucket name Ab"),
-    (RuntimeError("first line\nsecond line"), "first line"),
+    (RuntimeError("first line\n  second line"), "first line second line"),
+    (RuntimeError(), "RuntimeError"),
 ])
 def test_error_message(error, line):
     assert minio_common.error_message(error) == line
@@ -142,28 +143,3 @@ def test_secret_options_are_hidden():
     spec = minio_common.minio_argument_spec(secret_key=dict(type="str", no_log=True))
     assert spec["minio_secret_key"]["no_log"] and spec["secret_key"]["no_log"]
     assert "minio_endpoint" in spec["minio_url"]["aliases"]
-
-
-@pytest.mark.parametrize("params,items", [
-    # the single form becomes one item of the given fields
-    ({"buckets": None, "name": "a", "quota": 5, "state": "present"}, [{"name": "a", "quota": 5}]),
-    # the batch form as given, in order
-    ({"buckets": [{"name": "b", "quota": 0}, {"name": "a", "quota": 5}], "name": None, "quota": None},
-     [{"name": "b", "quota": 0}, {"name": "a", "quota": 5}]),
-    ({"buckets": [], "name": None, "quota": None}, []),
-])
-def test_batch_items(params, items):
-    assert minio_common.batch_items(params, "buckets", ["name", "quota"]) == items
-
-
-def test_batch_items_refuse_a_name_twice():
-    params = {"users": [{"access_key": "a"}, {"access_key": "b"}, {"access_key": "a"}], "access_key": None}
-    with pytest.raises(ValueError, match="users: a given more than once"):
-        minio_common.batch_items(params, "users", ["access_key"])
-
-
-@pytest.mark.parametrize("module", [minio_bucket, minio_user])
-def test_one_spec_for_both_forms(module):
-    """The batch form's elements take exactly the single form's options."""
-    spec, key = (module.BUCKET, "name") if module is minio_bucket else (module.USER, "access_key")
-    assert spec[key]["required"] and list(spec)[0] == key

@@ -1,4 +1,6 @@
 """Connection options, connections and error messages shared by the database_* modules (PyMySQL)."""
+from ansible.module_utils.stack_common import one_line
+
 try:
     import pymysql
     HAS_PYMYSQL = True
@@ -45,6 +47,5 @@ def password_works(module, user, password):
 def error_message(error):
     """One line a person can act on, from whatever PyMySQL raised."""
     if HAS_PYMYSQL and isinstance(error, pymysql.err.MySQLError) and len(error.args) == 2:
-        return f"MySQL error {error.args[0]}: {' '.join(str(error.args[1]).split())}"
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+        return one_line(f"MySQL error {error.args[0]}: {error.args[1]}")
+    return one_line(error)

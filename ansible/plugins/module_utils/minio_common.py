@@ -3,6 +3,8 @@ import json
 import os
 from urllib.parse import urlparse
 
+from ansible.module_utils.stack_common import one_line
+
 try:
     import certifi
     import urllib3
@@ -22,21 +24,6 @@ def minio_argument_spec(**options):
         minio_secret_key=dict(type="str", required=True, no_log=True),
         minio_validate_certs=dict(type="bool", default=True),
         **options)
-
-
-def batch_items(params, option, fields):
-    """The items of the list option `option`, or the single form's `fields` as its one item.
-
-    The first field names an item; a name given twice is a ValueError.
-    """
-    items = params[option]
-    if items is None:
-        items = [{field: params[field] for field in fields}]
-    names = [item[fields[0]] for item in items]
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:
-        raise ValueError(f"{option}: {', '.join(twice)} given more than once")
-    return items
 
 
 def _http_client(validate_certs):
@@ -85,13 +72,11 @@ def error_message(error):
     if HAS_MINIO and isinstance(error, MinioAdminException):
         try:
             body = json.loads(error._body)
-            return f"{body.get('Code', 'error')}: {body.get('Message', '').strip()}"
+            return one_line(f"{body.get('Code', 'error')}: {body.get('Message', '')}")
         except ValueError:
-            return f"HTTP {error._code}: {' '.join((error._body or '').split())[:200]}"
+            return f"HTTP {error._code}: {one_line(error._body or '', 200)}"
     if HAS_MINIO and isinstance(error, S3Error):
-        return f"{error.code}: {error.message}"
+        return one_line(f"{error.code}: {error.message}")
     if HAS_MINIO and isinstance(error, urllib3.exceptions.HTTPError):
-        reason = getattr(error, "reason", None) or error
-        return f"cannot reach the server: {str(reason).splitlines()[0]}"
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+        return f"cannot reach the server: {one_line(getattr(error, 'reason', None) or error)}"
+    return one_line(error)

@@ -1,15 +1,20 @@
 """Connection options and REST calls shared by the mlflow_* modules (MLflow's basic-auth API)."""
+from ansible.module_utils.stack_common import one_line
+
 try:
     import requests
     HAS_REQUESTS = True
 except ImportError:  # reported by MlflowApi
     HAS_REQUESTS = False
 
-MLFLOW_CONNECTION_ARGS = dict(
-    mlflow_url=dict(type="str", required=True),
-    mlflow_username=dict(type="str", required=True),
-    mlflow_password=dict(type="str", required=True, no_log=True),
-)
+
+def mlflow_argument_spec(**options):
+    """The module's own options plus the connection options documented in the mlflow doc fragment."""
+    return dict(
+        mlflow_url=dict(type="str", required=True),
+        mlflow_username=dict(type="str", required=True),
+        mlflow_password=dict(type="str", required=True, no_log=True),
+        **options)
 
 
 class MlflowApiError(Exception):
@@ -33,8 +38,7 @@ class MlflowApi:
         if answer.status_code == 404 and missing_ok:
             return None
         if answer.status_code >= 400:
-            text = " ".join(answer.text.split())[:300]
-            raise MlflowApiError(f"{method} {path}: HTTP {answer.status_code}: {text}")
+            raise MlflowApiError(f"{method} {path}: HTTP {answer.status_code}: {one_line(answer.text, 300)}")
         return answer.json() if answer.content else {}
 
     def password_works(self, username, password):

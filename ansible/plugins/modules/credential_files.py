@@ -39,13 +39,8 @@ options:
     description: Mode of the folders the module creates (existing folders keep theirs).
     type: str
     default: "0700"
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
+extends_documentation_fragment:
+  - stack.attributes_without_diff
 """
 
 EXAMPLES = r"""
@@ -101,17 +96,18 @@ def write(path, content, mode, directory_mode):
     os.replace(temporary, path)  # same folder: atomic, and the new file's mode is kept
 
 
+def argument_spec():
+    return dict(
+        files=dict(type="list", elements="dict", default=[], options=dict(
+            path=dict(type="path", required=True),
+            content=dict(type="str", required=True, no_log=True))),
+        remove=dict(type="list", elements="path", default=[]),
+        mode=dict(type="str", default="0600"),
+        directory_mode=dict(type="str", default="0700"))
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            files=dict(type="list", elements="dict", default=[], options=dict(
-                path=dict(type="path", required=True),
-                content=dict(type="str", required=True, no_log=True))),
-            remove=dict(type="list", elements="path", default=[]),
-            mode=dict(type="str", default="0600"),
-            directory_mode=dict(type="str", default="0700")),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     try:
         mode, directory_mode = int(module.params["mode"], 8), int(module.params["directory_mode"], 8)
     except ValueError:

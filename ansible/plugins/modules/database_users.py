@@ -14,7 +14,7 @@ description:
     returns the changes made so far.
 options:
   users:
-    description: The users.
+    description: The users. A name may appear once.
     type: list
     elements: dict
     required: true
@@ -45,13 +45,7 @@ options:
     default: present
 extends_documentation_fragment:
   - database
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
+  - stack.attributes
 notes:
   - The password check is one login as the user, which the server may log as a failed login.
   - Roles and MySQL 8 dynamic privileges granted to an account by other means are neither read nor revoked.
@@ -98,6 +92,7 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.database_common import (database_argument_spec, database_connect,
                                                   error_message, password_works)
+from ansible.module_utils.stack_common import batch_items
 
 NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 SCHEMA = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -118,15 +113,13 @@ def wanted_grants(user):
     return [ALL_ON_EVERYTHING] if user["admin"] else [f"ALL ON {schema_grant_target(user['schema'])}"]
 
 
-def problem(user, present, seen):
+def problem(user, present):
     """Why this element of O(users) cannot be applied, or None."""
     name = user["name"]
     if not NAME.fullmatch(name):
         return f"user {name!r}: the name may only hold letters, digits, _ and -, at most 32 characters"
     if not SCHEMA.fullmatch(user["schema"]):
         return f"user {name}: the schema may only hold letters, digits, _ and -, at most 64 characters"
-    if name in seen:
-        return f"user {name}: listed twice"
     if present and not user["password"]:
         return f"user {name}: a password is required with state=present"
     if user["max_connections"] < 0:
@@ -212,25 +205,28 @@ def ensure_user(module, cursor, user, present, changes):
     return before, dict(after, password_changed=new_password)
 
 
+def argument_spec():
+    return database_argument_spec(
+        users=dict(type="list", elements="dict", required=True, options=dict(
+            name=dict(type="str", required=True),
+            password=dict(type="str", no_log=True),
+            schema=dict(type="str", required=True),
+            admin=dict(type="bool", default=False),
+            max_connections=dict(type="int", default=0))),
+        state=dict(type="str", choices=["present", "absent"], default="present"))
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=database_argument_spec(
-            users=dict(type="list", elements="dict", required=True, options=dict(
-                name=dict(type="str", required=True),
-                password=dict(type="str", no_log=True),
-                schema=dict(type="str", required=True),
-                admin=dict(type="bool", default=False),
-                max_connections=dict(type="int", default=0))),
-            state=dict(type="str", choices=["present", "absent"], default="present")),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     present = module.params["state"] == "present"
-    users, seen = module.params["users"], set()
+    try:
+        users = batch_items(module.params, "users", ["name"])
+    except ValueError as error:
+        module.fail_json(msg=str(error), changes=[])
     for user in users:
-        message = problem(user, present, seen)
+        message = problem(user, present)
         if message:
             module.fail_json(msg=message, changes=[])
-        seen.add(user["name"])
     changes, before, after = [], {}, {}
     try:
         connection = database_connect(module)

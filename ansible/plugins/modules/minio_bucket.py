@@ -69,13 +69,7 @@ options:
     type: path
 extends_documentation_fragment:
   - minio
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
+  - stack.attributes
 """
 
 EXAMPLES = r"""
@@ -127,8 +121,8 @@ buckets:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.minio_common import (admin_json, batch_items, error_message,
-                                               minio_argument_spec, minio_connect)
+from ansible.module_utils.minio_common import admin_json, error_message, minio_argument_spec, minio_connect
+from ansible.module_utils.stack_common import batch_items
 
 RULE_ID = "stack-expiry"
 BUCKET = dict(  # one bucket: the single form's options and the suboptions of `buckets`
@@ -219,13 +213,17 @@ def ensure(module, client, admin, spec, state):
     return before, after, changed
 
 
+def argument_spec():
+    return minio_argument_spec(
+        buckets=dict(type="list", elements="dict", options=BUCKET),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        **dict(BUCKET, name=dict(type="str")))
+
+
 def main():
     options = [option for option in BUCKET if option != "name"]
     module = AnsibleModule(
-        argument_spec=minio_argument_spec(
-            buckets=dict(type="list", elements="dict", options=BUCKET),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            **dict(BUCKET, name=dict(type="str"))),
+        argument_spec=argument_spec(),
         mutually_exclusive=[["name", "buckets"]] + [["buckets", option] for option in options],
         required_one_of=[["name", "buckets"]],
         supports_check_mode=True,

@@ -23,13 +23,7 @@ options:
     default: present
 extends_documentation_fragment:
   - minio
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
+  - stack.attributes
 """
 
 EXAMPLES = r"""
@@ -111,12 +105,16 @@ def read_policy(admin, name):
     return info.get("Policy", info)
 
 
+def argument_spec():
+    return minio_argument_spec(
+        name=dict(type="str", required=True),
+        policy=dict(type="dict"),
+        state=dict(type="str", choices=["present", "absent"], default="present"))
+
+
 def main():
     module = AnsibleModule(
-        argument_spec=minio_argument_spec(
-            name=dict(type="str", required=True),
-            policy=dict(type="dict"),
-            state=dict(type="str", choices=["present", "absent"], default="present")),
+        argument_spec=argument_spec(),
         required_if=[("state", "present", ["policy"])],
         supports_check_mode=True,
     )

@@ -60,13 +60,7 @@ options:
     default: present
 extends_documentation_fragment:
   - minio
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
+  - stack.attributes
 notes:
   - The secret check is one signed C(ListBuckets) request as the user, which the server may log as a failed login.
 """
@@ -132,8 +126,9 @@ secrets_changed:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.minio_common import (admin_error_code, admin_json, batch_items,
-                                               error_message, minio_argument_spec, minio_connect)
+from ansible.module_utils.minio_common import (admin_error_code, admin_json, error_message, minio_argument_spec,
+                                               minio_connect)
+from ansible.module_utils.stack_common import batch_items
 
 AUTH_ERRORS = ("InvalidAccessKeyId", "SignatureDoesNotMatch")
 USER = dict(  # one user: the single form's options and the suboptions of `users`
@@ -203,13 +198,17 @@ def ensure(module, admin, spec, state):
     return before, after, changed, new_secret
 
 
+def argument_spec():
+    return minio_argument_spec(
+        users=dict(type="list", elements="dict", options=USER),
+        update_password=dict(type="str", choices=["always", "on_create"], default="always", no_log=False),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        **dict(USER, access_key=dict(type="str", no_log=False)))
+
+
 def main():
     module = AnsibleModule(
-        argument_spec=minio_argument_spec(
-            users=dict(type="list", elements="dict", options=USER),
-            update_password=dict(type="str", choices=["always", "on_create"], default="always"),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            **dict(USER, access_key=dict(type="str", no_log=False))),
+        argument_spec=argument_spec(),
         mutually_exclusive=[["access_key", "users"], ["users", "secret_key"], ["users", "policies"]],
         required_one_of=[["access_key", "users"]],
         supports_check_mode=True,

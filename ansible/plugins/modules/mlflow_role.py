@@ -40,13 +40,7 @@ options:
     default: present
 extends_documentation_fragment:
   - mlflow
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
+  - stack.attributes
 """
 
 EXAMPLES = r"""
@@ -69,7 +63,8 @@ role:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.mlflow_common import MLFLOW_CONNECTION_ARGS, MlflowApi
+from ansible.module_utils.mlflow_common import MlflowApi, mlflow_argument_spec
+from ansible.module_utils.stack_common import one_line
 
 ROLES = "3.0/mlflow/roles"
 
@@ -86,19 +81,19 @@ def read_role(api, name, workspace):
     return roles[0]["id"], {"exists": True, "permissions": sorted(grant_key(g) for g in grants)}, grants
 
 
+def argument_spec():
+    return mlflow_argument_spec(
+        name=dict(type="str", required=True),
+        workspace=dict(type="str", default="default"),
+        permissions=dict(type="list", elements="dict", default=[], options=dict(
+            resource_type=dict(type="str", required=True),
+            resource_pattern=dict(type="str", default="*"),
+            permission=dict(type="str", required=True))),
+        state=dict(type="str", choices=["present", "absent"], default="present"))
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True),
-            workspace=dict(type="str", default="default"),
-            permissions=dict(type="list", elements="dict", default=[], options=dict(
-                resource_type=dict(type="str", required=True),
-                resource_pattern=dict(type="str", default="*"),
-                permission=dict(type="str", required=True))),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            **MLFLOW_CONNECTION_ARGS),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
     name, workspace = params["name"], params["workspace"]
     api = MlflowApi(module)
@@ -120,8 +115,8 @@ def main():
                 for key in sorted(set(after["permissions"]) - set(before.get("permissions", []))):
                     api.call("POST", f"{ROLES}/permissions/add", role_id=role_id, resource_type=key[0],
                              resource_pattern=key[1], permission=key[2])
-    except Exception as error:  # the service's own message, on one line
-        module.fail_json(msg=f"role {name}: {error}")
+    except Exception as error:  # pylint: disable=broad-except
+        module.fail_json(msg=f"role {name}: {one_line(error)}")
     module.exit_json(changed=changed, role=after, diff=dict(before=before, after=after))
 
 

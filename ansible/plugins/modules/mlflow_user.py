@@ -10,7 +10,7 @@ description:
     anything changes.
   - The password is checked by logging in as the user, so a second run reports no change.
   - With O(state=absent), first deletes the experiments and registered models that only this user
-    manages (MLflow gives the creator MANAGE): an experiment is renamed to
+    manages (MLflow gives the creator MANAGE); an experiment is renamed to
     C(<name>.removed-<id>) and then deleted, so its name is free again (its runs and artifacts stay in
     MLflow's trash until C(mlflow gc) on the server); a registered model is deleted for good. What
     another user manages as well is left alone. O(delete_owned=false) keeps all of it.
@@ -35,7 +35,9 @@ options:
     elements: str
     default: []
   users:
-    description: Many users, each described like the single form. Exactly one of O(username) and O(users) is required.
+    description:
+      - Many users, each described like the single form. Exactly one of O(username) and O(users) is required.
+      - A name may appear once.
     type: list
     elements: dict
     suboptions:
@@ -70,13 +72,7 @@ options:
     default: present
 extends_documentation_fragment:
   - mlflow
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
+  - stack.attributes
 """
 
 EXAMPLES = r"""
@@ -124,11 +120,18 @@ diff:
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.mlflow_common import MLFLOW_CONNECTION_ARGS, MlflowApi
+from ansible.module_utils.mlflow_common import MlflowApi, mlflow_argument_spec
+from ansible.module_utils.stack_common import batch_items, one_line
 
 USERS = "2.0/mlflow/users"
 # MLflow's hidden role holding one user's own permissions (MANAGE on what the user created).
 OWN_ROLE = re.compile(r"^__user_\d+__$")
+USER = dict(  # one user: the single form's options and the suboptions of `users`
+    username=dict(type="str", required=True),
+    password=dict(type="str", no_log=True),
+    admin=dict(type="bool", default=False),
+    roles=dict(type="list", elements="str", default=[]))
+
 
 
 def read_users(api, workspace):
@@ -173,11 +176,9 @@ def role_ids(api, workspace):
     return {role["name"]: role["id"] for role in roles}
 
 
-def problem(user, present, seen):
+def problem(user, present):
     """Why this user cannot be applied, or None."""
     name = user["username"]
-    if name in seen:
-        return f"user {name}: listed twice"
     if present and not user["password"]:
         return f"user {name}: a password is required with state=present"
     if present and len(user["password"]) < 12:
@@ -222,48 +223,46 @@ def ensure_user(api, user, before, workspace, present, check_mode, ids, owned=((
     return before, after, new_password
 
 
+def argument_spec():
+    return mlflow_argument_spec(
+        users=dict(type="list", elements="dict", options=USER),
+        delete_owned=dict(type="bool", default=True),
+        workspace=dict(type="str", default="default"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        **dict(USER, username=dict(type="str")))
+
+
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            username=dict(type="str"),
-            password=dict(type="str", no_log=True),
-            admin=dict(type="bool", default=False),
-            roles=dict(type="list", elements="str", default=[]),
-            users=dict(type="list", elements="dict", options=dict(
-                username=dict(type="str", required=True),
-                password=dict(type="str", no_log=True),
-                admin=dict(type="bool", default=False),
-                roles=dict(type="list", elements="str", default=[]))),
-            delete_owned=dict(type="bool", default=True),
-            workspace=dict(type="str", default="default"),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            **MLFLOW_CONNECTION_ARGS),
+        argument_spec=argument_spec(),
         required_one_of=[("username", "users")],
-        mutually_exclusive=[("users", option) for option in ("username", "password", "admin", "roles")],
+        mutually_exclusive=[("users", option) for option in USER],
         supports_check_mode=True,
     )
     params = module.params
     single = params["username"] is not None
-    users = [{key: params[key] for key in ("username", "password", "admin", "roles")}] if single else params["users"]
-    present, seen = params["state"] == "present", set()
+    try:
+        users = batch_items(params, "users", list(USER))
+    except ValueError as error:
+        module.fail_json(msg=str(error))
+    present = params["state"] == "present"
     for user in users:
-        message = problem(user, present, seen)
+        message = problem(user, present)
         if message:
             module.fail_json(msg=message)
-        seen.add(user["username"])
     api, ids, done = MlflowApi(module), {}, {}
     try:
         known, listed = read_users(api, params["workspace"])
-    except Exception as error:  # the service's own message, on one line
-        module.fail_json(msg=f"cannot list the users: {error}")
+    except Exception as error:  # pylint: disable=broad-except
+        module.fail_json(msg=f"cannot list the users: {one_line(error)}")
     for user in users:
         name = user["username"]
         try:
             owned = managed_only_by(listed, name) if params["delete_owned"] else ((), ())
             done[name] = ensure_user(api, user, known.get(name, {"exists": False}), params["workspace"], present,
                                      module.check_mode, ids, owned)
-        except Exception as error:  # the service's own message, on one line
-            module.fail_json(msg=f"user {name}: {error}")
+        except Exception as error:  # pylint: disable=broad-except
+            module.fail_json(msg=f"user {name}: {one_line(error)}")
     changed = any(old != new or new_password for old, new, new_password in done.values())
     before = {name: result[0] for name, result in done.items()}
     after = {name: dict(result[1], password_changed=result[2]) for name, result in done.items()}

@@ -30,20 +30,8 @@ notes:
     client resolves C({{name.key}}) references to public secrets before private ones, so such a secret
     takes over what the other user's stack resolves.
 options:
-  zenml_url:
-    description: URL of the ZenML server.
-    type: str
-    required: true
-  zenml_username:
-    description: A ZenML admin account.
-    type: str
-    required: true
-  zenml_password:
-    description: Password of that account.
-    type: str
-    required: true
   users:
-    description: The users.
+    description: The users. A name may appear once.
     type: list
     elements: dict
     required: true
@@ -91,15 +79,9 @@ options:
         hashing the password and API key (bcrypt), so a few at once keep it busy.
     type: int
     default: 4
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
-requirements:
-  - zenml (the version of the server) on the host that runs the module
+extends_documentation_fragment:
+  - zenml
+  - stack.attributes_without_diff
 """
 
 EXAMPLES = r"""
@@ -153,6 +135,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.stack_common import batch_items, one_line
+from ansible.module_utils.zenml_common import zenml_argument_spec
 
 KEY_NAME = "ci"
 # The client keeps the credentials of a login in one process-wide store per server URL.
@@ -412,26 +396,28 @@ def remove(module, admin, known, user, changes):
     changes.append(f"{name} - {done} the account, its stack, components and secrets")
 
 
+def argument_spec():
+    return zenml_argument_spec(
+        users=dict(type="list", elements="dict", required=True, options=dict(
+            name=dict(type="str", required=True),
+            password=dict(type="str", required=True, no_log=True),
+            admin=dict(type="bool", default=False),
+            secrets=dict(type="dict", default={}, no_log=True),
+            components=dict(type="dict", default={}),
+            stack=dict(type="str", default=""),
+            service_account=dict(type="str", default=""),
+            api_key=dict(type="str", default="", no_log=True))),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        workers=dict(type="int", default=4))
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            zenml_url=dict(type="str", required=True),
-            zenml_username=dict(type="str", required=True),
-            zenml_password=dict(type="str", required=True, no_log=True),
-            users=dict(type="list", elements="dict", required=True, options=dict(
-                name=dict(type="str", required=True),
-                password=dict(type="str", required=True, no_log=True),
-                admin=dict(type="bool", default=False),
-                secrets=dict(type="dict", default={}, no_log=True),
-                components=dict(type="dict", default={}),
-                stack=dict(type="str", default=""),
-                service_account=dict(type="str", default=""),
-                api_key=dict(type="str", default="", no_log=True))),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            workers=dict(type="int", default=4)),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
+    try:  # one user in two threads would race with itself
+        users = batch_items(params, "users", ["name"])
+    except ValueError as error:
+        module.fail_json(msg=str(error), changes=[], api_keys={})
     # The ZenML client keeps a global configuration: give this run a private, throw-away one.
     os.environ["ZENML_CONFIG_PATH"] = tempfile.mkdtemp(prefix="zenml-users-")
     os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
@@ -440,7 +426,7 @@ def main():
         import zenml  # noqa: F401
     except ImportError:
         module.fail_json(msg="the Python library 'zenml' (the server's version) is required on the host running this module")
-    url, users = params["zenml_url"], params["users"]
+    url = params["zenml_url"]
     try:
         # One admin connection for every worker thread: its session keeps the admin's token.
         admin = Store(url, params["zenml_username"], params["zenml_password"])
@@ -450,7 +436,7 @@ def main():
             "component": [name for user in users for name in user["components"]],
             "stack": [user["stack"] for user in users if user["stack"]]})
     except Exception as error:  # the service's own message, on one line
-        module.fail_json(msg=f"ZenML: {' '.join(str(error).split())[:500]}")
+        module.fail_json(msg=f"ZenML: {one_line(error)}")
 
     def work(user):
         """One user's changes, the new API key (or None) and the error (or None)."""
@@ -470,7 +456,7 @@ def main():
                 new_key = ensure_ci_account(module, admin, known, user, changes)
             return changes, new_key, None
         except Exception as error:  # the service's own message, on one line
-            return changes, new_key, f"ZenML ({user['name']}): {' '.join(str(error).split())[:500]}"
+            return changes, new_key, f"ZenML ({user['name']}): {one_line(error)}"
 
     # Users in parallel: the server spends most of each user's time hashing passwords and keys.
     with ThreadPoolExecutor(max_workers=max(1, min(params["workers"], len(users)))) as pool:

@@ -1,0 +1,25 @@
+"""What every module of the stack shares, whatever the service: the batch form of its input and one-line errors."""
+
+
+def batch_items(params, option, fields):
+    """The items of the list option `option`, or, when it is not given, the single form's `fields` as its one item.
+
+    The first field names an item; a name given twice is a ValueError, raised before anything changes.
+    """
+    items = params[option]
+    if items is None:
+        items = [{field: params[field] for field in fields}]
+    names = [item[fields[0]] for item in items]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"{option}: {', '.join(twice)} given more than once")
+    return items
+
+
+def one_line(error, limit=500):
+    """An error (an exception or a text) as one line a person can read: whitespace collapsed, at most `limit`
+    characters; an exception without a message by its type's name."""
+    text = " ".join(str(error).split())
+    if not text and isinstance(error, BaseException):
+        text = type(error).__name__
+    return text[:limit]
