@@ -8,14 +8,10 @@ Cold start removes the stack's containers and volumes (all data) first: run it o
 import argparse
 import re
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from stackenv import ansible_playbook, load_stack, recap  # noqa: E402
+from mlops_stack.stackenv import ansible_playbook, load_stack, recap
 
-SERVICES = ("database", "object-store", "zenml", "mlflow")
 UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "kB": 1e3, "MB": 1e6, "GB": 1e9}
 
 
@@ -27,7 +23,7 @@ def timed(*args):
 
 def idle_memory(stack):
     """Memory in use per container, from docker stats, in bytes."""
-    names = [stack.container(s) for s in SERVICES]
+    names = stack.containers()
     out = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}", *names],
                          capture_output=True, text=True, check=True).stdout
     usage = {}

@@ -9,15 +9,13 @@ Needs the job image (playbooks/run_server.yml builds it) and gitlab-ci-local (ma
 """
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from stackenv import REPO, ansible_playbook, load_stack  # noqa: E402
+from mlops_stack.stackenv import REPO, ansible_playbook, load_stack
 
 GITLAB_CI_LOCAL = REPO / ".tools/node_modules/.bin/gitlab-ci-local"
 RUN = "demo/stacks/local.sh python -m demo.pipeline.run --config demo/config/train.yaml --data demo/data/sample"

@@ -6,15 +6,12 @@ Needs the stack up (make up). Every user it adds is removed again. Also prints t
 spent per user of the roster: the busiest one bounds how fast a roster can go.
 """
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from stackenv import ansible_playbook, load_stack  # noqa: E402
+from mlops_stack.stackenv import ansible_playbook, load_stack
 
-SERVICES = ("zenml", "mlflow", "object-store", "database")
 
 
 def manage(*args):
@@ -42,7 +39,7 @@ def main():
     parser.add_argument("--count", type=int, default=50)
     args = parser.parse_args()
     stack = load_stack()
-    containers = [stack.container(service) for service in SERVICES]
+    containers = [service["container"] for service in stack.services.values() if service["accounts"]]
     with tempfile.TemporaryDirectory() as folder:
         batch = [f"bench-r{i:03d}" for i in range(args.count)]
         single = [f"bench-s{i:03d}" for i in range(args.count)]

@@ -1,23 +1,44 @@
-"""Session fixtures: the stack is brought up once with playbooks/run_server.yml, for real."""
+"""Session fixtures: the stack is brought up once with playbooks/run_server.yml, for real.
+
+Every test is marked with its suite, the folder it is in (unit, integration, e2e, demo, remote; lint for
+test_lint.py), so `pytest tests -m unit` runs the fast part alone; `pytest tests` runs everything.
+"""
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 # As every user.env says: artifacts go through the MLflow server, not presigned object-store links.
 os.environ["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] = "false"
 
-from stackenv import ansible_playbook, load_stack  # noqa: E402
+from mlops_stack.stackenv import REPO, ansible_playbook, load_stack  # noqa: E402
+
+TESTS = Path(__file__).parent
+# The suite of each folder of tests/ is its name; the files directly in tests/ are named here. Every
+# suite is a marker registered in pyproject.toml.
+SUITE_FOLDERS = ("unit", "integration", "e2e", "demo", "remote")
+SUITE_FILES = {"test_lint.py": "lint"}
 
 
-def orphan_volumes(stack) -> list:
-    """The stack's Docker volumes on this machine."""
-    listed = subprocess.run(["docker", "volume", "ls", "--quiet"], capture_output=True, text=True).stdout
-    return [name for name in listed.split() if name.startswith(stack.settings["stack_name"] + "-")]
+def suite(path: Path):
+    """The suite of a test file under tests/, or None for one that is in none."""
+    parts = path.relative_to(TESTS).parts
+    if len(parts) > 1:
+        return parts[0] if parts[0] in SUITE_FOLDERS else None
+    return SUITE_FILES.get(parts[0])
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if not item.path.is_relative_to(TESTS):
+            continue
+        name = suite(item.path)
+        if name is None:
+            raise pytest.UsageError(f"{item.nodeid} is in no suite: put it in a folder of SUITE_FOLDERS "
+                                    "or name it in SUITE_FILES (tests/conftest.py)")
+        item.add_marker(name)
 
 
 @pytest.fixture(scope="session")
@@ -27,11 +48,9 @@ def stack_run():
     A fresh checkout has no credentials/, so data an earlier checkout left in Docker volumes can no
     longer be opened (the play refuses it): the harness deletes that data first, and only then.
     """
-    stack = load_stack()
-    if not (stack.credentials / "database_root_password").is_file() and shutil.which("docker"):
+    if not (REPO / "credentials" / "database_root_password").is_file() and shutil.which("docker"):
         ansible_playbook("playbooks/run_server.yml", "--tags", "docker_engine")  # the engine may be stopped
-        if orphan_volumes(stack):
-            ansible_playbook("playbooks/teardown.yml", "-e", "teardown_remove_data=true")
+        ansible_playbook("playbooks/teardown.yml", "-e", "teardown_remove_data=true")
     return ansible_playbook("playbooks/run_server.yml")
 
 

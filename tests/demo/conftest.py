@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from demorun import DEMO_PYTHON
-from stackenv import REPO
+from mlops_stack.stackenv import REPO
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackenv import REPO
+from mlops_stack.stackenv import REPO
 
 DEMO_VENV = REPO / ".venv-demo"
 DEMO_PYTHON = DEMO_VENV / "bin" / "python"

@@ -10,8 +10,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.server import get_app_client
 
 from demorun import PIPELINE, pipeline_run, run
-from stackenv import REPO, ansible_playbook, user_env, user_s3 as s3
-from stackenv import user_mlflow as mlflow_as
+from mlops_stack.stackenv import REPO, ansible_playbook, user_env, user_s3 as s3
+from mlops_stack.stackenv import user_mlflow as mlflow_as
 from zenml_client import zenml_as
 
 SUFFIX = uuid.uuid4().hex[:6]

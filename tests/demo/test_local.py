@@ -18,7 +18,7 @@ import requests
 from mlflow import MlflowClient
 
 from demorun import DEMO_PYTHON, PIPELINE, demo_env, demo_python, pipeline_run, run, zenml_run
-from stackenv import REPO
+from mlops_stack.stackenv import REPO
 
 SAMPLE = REPO / "demo" / "data" / "sample"
 sys.path.insert(0, str(REPO))

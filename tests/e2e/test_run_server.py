@@ -1,8 +1,9 @@
 """End to end: run_server.yml on this machine, then every service through its own client.
 
-The tests run in file order: services first, then restarts, then the idempotent re-run.
+Each test stands alone (what tests share comes from fixtures); the file puts the services first, then
+the restarts, then the re-runs of the play.
 """
-import os
+import contextlib
 import stat
 import subprocess
 import uuid
@@ -13,7 +14,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from stackenv import REPO, ansible_playbook, recap
+from mlops_stack.stackenv import REPO, ansible_playbook, recap
 
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -25,8 +26,8 @@ def db(stack, **kwargs):
 
 def s3(stack):
     return boto3.client(
-        "s3", endpoint_url=stack.url("object_store_api_port"), region_name="us-east-1",
-        aws_access_key_id=f"{stack.settings['stack_name']}-root",
+        "s3", endpoint_url=stack.url("object_store"), region_name="us-east-1",
+        aws_access_key_id=stack.services["object_store"]["admin"]["user"],
         aws_secret_access_key=stack.secret("object_store_root_password"))
 
 
@@ -35,9 +36,20 @@ def mlflow_auth(stack):
             stack.secret("mlflow_server_admin_password"))
 
 
+@contextlib.contextmanager
+def mlflow_admin(stack):
+    """An MLflow client signed in as the administrator inside the block only (MLflow reads the login
+    from the environment, which is given back as it was afterwards)."""
+    from mlflow import MlflowClient
+    user, password = mlflow_auth(stack)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MLFLOW_TRACKING_USERNAME", user)
+        env.setenv("MLFLOW_TRACKING_PASSWORD", password)
+        yield MlflowClient(tracking_uri=stack.url("mlflow"))
+
+
 def test_containers_follow_the_conventions(stack):
-    for service in ("database", "object-store", "zenml", "mlflow"):
-        name = stack.container(service)
+    for name in stack.containers():
         inspect = subprocess.run(["docker", "inspect", name, "--format",
                                   "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.Memory}} "
                                   "{{.HostConfig.NanoCpus}} {{.State.Health.Status}} "
@@ -47,7 +59,7 @@ def test_containers_follow_the_conventions(stack):
         assert policy in ("unless-stopped", "always"), name
         assert int(memory) > 0 and int(cpus) > 0, f"{name} has no resource limits"
         assert health == "healthy", name
-        assert network == stack.settings["stack_name"], name
+        assert network == stack.settings["stack_network_name"], name
 
 
 def test_credentials_are_private(stack):
@@ -80,7 +92,7 @@ def test_the_administrator_has_an_account_in_every_service(stack):
     with conn, conn.cursor() as cur:
         cur.execute("SHOW GRANTS")
         assert "ALL PRIVILEGES ON *.*" in cur.fetchall()[0][0]
-    client = boto3.client("s3", endpoint_url=stack.url("object_store_api_port"), region_name="us-east-1",
+    client = boto3.client("s3", endpoint_url=stack.url("object_store"), region_name="us-east-1",
                           aws_access_key_id=admin, aws_secret_access_key=password)
     assert stack.settings["object_store_shared_buckets"][0] in [b["Name"] for b in client.list_buckets()["Buckets"]]
 
@@ -101,14 +113,14 @@ def test_object_round_trip_through_boto3(stack):
 
 
 def test_object_store_refuses_unknown_keys(stack):
-    client = boto3.client("s3", endpoint_url=stack.url("object_store_api_port"), region_name="us-east-1",
+    client = boto3.client("s3", endpoint_url=stack.url("object_store"), region_name="us-east-1",
                           aws_access_key_id="nobody", aws_secret_access_key="not-a-secret-key")
     with pytest.raises(ClientError):
         client.list_buckets()
 
 
 def test_mlflow_needs_credentials(stack):
-    url = stack.url("mlflow_server_port")
+    url = stack.url("mlflow")
     assert requests.get(f"{url}/api/2.0/mlflow/experiments/search?max_results=1", timeout=10).status_code == 401
     bad = requests.get(f"{url}/api/2.0/mlflow/experiments/search?max_results=1", timeout=10,
                        auth=(mlflow_auth(stack)[0], "wrong-password-123"))
@@ -120,7 +132,7 @@ def test_mlflow_run_with_metric_and_artifact(stack, tmp_path, monkeypatch):
     user, password = mlflow_auth(stack)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
-    client = MlflowClient(tracking_uri=stack.url("mlflow_server_port"))
+    client = MlflowClient(tracking_uri=stack.url("mlflow"))
     experiment = client.create_experiment(f"e2e-{RUN_ID}")
     run = client.create_run(experiment)
     client.log_metric(run.info.run_id, "accuracy", 0.93)
@@ -140,7 +152,7 @@ def test_mlflow_run_with_metric_and_artifact(stack, tmp_path, monkeypatch):
 
 def zenml_admin(stack, code):
     from zenml_client import zenml_as
-    return zenml_as(stack.url("zenml_server_port"),
+    return zenml_as(stack.url("zenml"),
                     stack.settings["stack_admin_username"],
                     stack.secret("zenml_server_admin_password"), code)
 
@@ -154,12 +166,9 @@ def zenml_admin(stack, code):
 @pytest.fixture(scope="module")
 def written_records(stack, tmp_path_factory):
     """A run (MLflow), an object (S3) and a pipeline record (ZenML) written before any restart."""
-    from mlflow import MlflowClient
-    user, password = mlflow_auth(stack)
-    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = user, password
-    client = MlflowClient(tracking_uri=stack.url("mlflow_server_port"))
-    run = client.create_run(client.create_experiment(f"restart-{RUN_ID}"))
-    client.log_metric(run.info.run_id, "loss", 0.25)
+    with mlflow_admin(stack) as client:
+        run = client.create_run(client.create_experiment(f"restart-{RUN_ID}"))
+        client.log_metric(run.info.run_id, "loss", 0.25)
     bucket = stack.settings["object_store_shared_buckets"][0]
     s3(stack).put_object(Bucket=bucket, Key=f"restart/{RUN_ID}", Body=b"kept")
     zenml_admin(stack, f"""
@@ -180,9 +189,8 @@ def written_records(stack, tmp_path_factory):
 
 
 def assert_records_survived(stack, run_id):
-    from mlflow import MlflowClient
-    client = MlflowClient(tracking_uri=stack.url("mlflow_server_port"))
-    assert client.get_run(run_id).data.metrics["loss"] == 0.25
+    with mlflow_admin(stack) as client:
+        assert client.get_run(run_id).data.metrics["loss"] == 0.25
     bucket = stack.settings["object_store_shared_buckets"][0]
     assert s3(stack).get_object(Bucket=bucket, Key=f"restart/{RUN_ID}")["Body"].read() == b"kept"
     runs = zenml_admin(stack, f"""
@@ -193,14 +201,14 @@ def assert_records_survived(stack, run_id):
 
 
 def wait_healthy(stack, timeout=300):
-    names = [stack.container(s) for s in ("database", "object-store", "zenml", "mlflow")]
+    names = stack.containers()
     subprocess.run(["timeout", str(timeout), "sh", "-c",
                     "until [ \"$(docker inspect --format '{{.State.Health.Status}}' " + " ".join(names) +
                     " | sort -u)\" = healthy ]; do sleep 2; done"], check=True)
 
 
 def test_restarting_every_container_loses_nothing(stack, written_records):
-    names = [stack.container(s) for s in ("database", "object-store", "zenml", "mlflow")]
+    names = stack.containers()
     subprocess.run(["docker", "restart", *names], check=True, capture_output=True)
     wait_healthy(stack)
     assert_records_survived(stack, written_records)
@@ -256,7 +264,7 @@ def test_data_without_its_credentials_is_refused(stack):
     try:
         result = ansible_playbook("playbooks/run_server.yml", check=False)
         assert result.returncode != 0
-        assert f"Volume {stack.settings['stack_name']}-database-data holds an earlier stack's data" in result.stdout
+        assert f"Volume {stack.services['database']['volume']} holds an earlier stack's data" in result.stdout
         assert "make purge" in result.stdout
         assert not kept.exists(), "the play generated a new root password over existing data"
         assert recap(result.stdout)["changed"] == 0

@@ -9,11 +9,13 @@ import pytest
 from botocore.exceptions import ClientError
 from mlflow.exceptions import MlflowException
 
-from stackenv import REPO, ansible_playbook, user_env
-from stackenv import user_mlflow as mlflow, user_s3 as s3
+from mlops_stack.stackenv import REPO, ansible_playbook, user_env
+from mlops_stack.stackenv import user_mlflow as mlflow, user_s3 as s3
 from zenml_client import zenml_as
 
 STUDENT_A, STUDENT_B, TEACHER = "it-ana", "it-ben", "it-tea"
+# Developers of their own for the tests that remove one, so the roster stays whole for every other test.
+READDED, ARCHIVED = "it-readd", "it-arch"
 
 
 def read_env(name):
@@ -40,6 +42,24 @@ def users(stack, tmp_path_factory):
     yield {name: read_env(name) for name in (STUDENT_A, STUDENT_B, TEACHER)}
     for name in (STUDENT_A, STUDENT_B, TEACHER):
         manage("--tags", "remove", "-e", f"username={name}", "-e", "confirm=yes", check=False)
+
+
+@pytest.fixture
+def own_user(stack):
+    """Adds a developer for this test alone and returns their env; removes them afterwards if they
+    are still there."""
+    added = []
+
+    def add(name):
+        added.append(name)
+        manage("--tags", "add", "-e", f"username={name}", "-e", "role=developer")
+        return read_env(name)
+
+    yield add
+    left = {row[0] for row in user_rows(stack)}
+    for name in added:
+        if name in left:
+            manage("--tags", "remove", "-e", f"username={name}", "-e", "confirm=yes", check=False)
 
 
 def sql(env):
@@ -275,7 +295,7 @@ def test_zenml_users_reads_a_roster_longer_than_one_request(users, stack):
     components named "default" (ZenML's artifact store and orchestrator, at least) take more than one
     page and are told apart by type."""
     admin = stack.settings["stack_admin_username"]
-    found = zenml_as(stack.url("zenml_server_port"), admin, stack.secret("zenml_server_admin_password"), f"""
+    found = zenml_as(stack.url("zenml"), admin, stack.secret("zenml_server_admin_password"), f"""
         import os, sys
         sys.path.insert(0, {str(REPO / "tests")!r})
         from stackenv import load_ansible_module
@@ -360,20 +380,22 @@ def test_remove_needs_confirmation_and_an_existing_user(stack, users):
     assert (STUDENT_B, "developer") in user_rows(stack)
 
 
-def test_remove_then_re_add_brings_no_old_data_back(stack, users, monkeypatch):
-    old = users[STUDENT_B]
+def test_remove_then_re_add_brings_no_old_data_back(stack, own_user, monkeypatch):
+    old = own_user(READDED)
     s3(old).put_object(Bucket=old["STACK_BUCKET"], Key="old.txt", Body=b"old")
-    name = f"mnist-{STUDENT_B}-{uuid.uuid4().hex[:6]}"
+    with sql(old) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{old['DATABASE_SCHEMA']}`.old_notes (id INT)")
+    name = f"mnist-{READDED}-{uuid.uuid4().hex[:6]}"
     experiment = mlflow(old, monkeypatch).create_experiment(name)
     mlflow(old, monkeypatch).create_registered_model(name)
-    manage("--tags", "remove", "-e", f"username={STUDENT_B}", "-e", "confirm=yes")
-    assert (STUDENT_B, "developer") not in user_rows(stack)
-    assert not (REPO / "credentials" / f"{STUDENT_B}.env").exists()
+    manage("--tags", "remove", "-e", f"username={READDED}", "-e", "confirm=yes")
+    assert (READDED, "developer") not in user_rows(stack)
+    assert not (REPO / "credentials" / f"{READDED}.env").exists()
     with pytest.raises(ClientError):
         s3(old).list_objects_v2(Bucket=old["STACK_BUCKET"])
 
-    manage("--tags", "add", "-e", f"username={STUDENT_B}", "-e", "role=developer")
-    new = read_env(STUDENT_B)
+    manage("--tags", "add", "-e", f"username={READDED}", "-e", "role=developer")
+    new = read_env(READDED)
     assert new["AWS_SECRET_ACCESS_KEY"] != old["AWS_SECRET_ACCESS_KEY"]
     assert new["ZENML_STORE_API_KEY"] != old["ZENML_STORE_API_KEY"]
     with pytest.raises(RuntimeError, match="CredentialsNotValid"):
@@ -391,16 +413,16 @@ def test_remove_then_re_add_brings_no_old_data_back(stack, users, monkeypatch):
         assert cur.fetchall() == ()
 
 
-def test_remove_with_archive_exports_schema_and_bucket(stack, users):
-    a = users[STUDENT_A]
+def test_remove_with_archive_exports_schema_and_bucket(stack, own_user):
+    a = own_user(ARCHIVED)
     s3(a).put_object(Bucket=a["STACK_BUCKET"], Key="runs/final.txt", Body=b"keep me")
-    manage("--tags", "remove", "-e", f"username={STUDENT_A}", "-e", "confirm=yes", "-e", "archive=yes")
-    archives = sorted((REPO / "archive").glob(f"{STUDENT_A}-*"))
+    manage("--tags", "remove", "-e", f"username={ARCHIVED}", "-e", "confirm=yes", "-e", "archive=yes")
+    archives = sorted((REPO / "archive").glob(f"{ARCHIVED}-*"))
     assert archives, "no archive folder"
     latest = archives[-1]
-    assert f"CREATE DATABASE" in (latest / "schema.sql").read_text()
+    assert "CREATE DATABASE" in (latest / "schema.sql").read_text()
     assert (latest / "bucket" / "runs" / "final.txt").read_bytes() == b"keep me"
-    assert (STUDENT_A, "developer") not in user_rows(stack)
+    assert (ARCHIVED, "developer") not in user_rows(stack)
 
 
 def test_dry_run_lists_changes_and_makes_none(stack, users):

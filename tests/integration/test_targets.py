@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from stackenv import ansible_playbook
+from mlops_stack.stackenv import ansible_playbook
 
 TARGETS = sorted(p.name for p in (Path(__file__).parent / "targets").iterdir()
                  if (p / "tasks" / "main.yml").exists() and not (p / "runme.txt").exists())

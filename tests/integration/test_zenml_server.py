@@ -65,7 +65,7 @@ def target_from_stack(stack) -> Target:
     """The target of the stack tests/conftest.py brought up (stack.yml + credentials folder)."""
     settings = stack.settings
     return Target(
-        url=stack.url("zenml_server_port"),
+        url=stack.url("zenml"),
         username=settings.get("zenml_server_admin_username", settings.get("stack_admin_username", "stackadmin")),
         password=stack.secret("zenml_server_admin_password"),
         db_host=stack.host, db_port=int(settings.get("database_port", 3306)),

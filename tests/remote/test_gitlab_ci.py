@@ -14,8 +14,8 @@ import pytest
 import yaml
 from mlflow.exceptions import MlflowException
 
-from stackenv import REPO, ansible_playbook, user_env, user_s3
-from stackenv import user_mlflow as mlflow_as
+from mlops_stack.stackenv import REPO, ansible_playbook, user_env, user_s3
+from mlops_stack.stackenv import user_mlflow as mlflow_as
 from zenml_client import zenml_as
 
 # Fresh names each session: MLflow keeps a removed user's experiment names.
@@ -45,7 +45,7 @@ def job_image(stack):
 def gateway(stack):
     """An address of this machine that both this process and job containers on the stack network reach,
     as a real server's public name is: the stack network's gateway."""
-    network = stack.settings["stack_name"]
+    network = stack.settings["stack_network_name"]
     return subprocess.run(["docker", "network", "inspect", network, "--format",
                            "{{range .IPAM.Config}}{{.Gateway}}{{end}}"],
                           capture_output=True, text=True, check=True).stdout.strip()
@@ -91,7 +91,7 @@ def run_job(project, stack, image):
                       f'--memory-swap {limits["memory_swap"]} "$@"\nfi\nexec docker "$@"\n')
     docker.chmod(0o755)
     return subprocess.run(
-        [str(GITLAB_CI_LOCAL), "--network", stack.settings["stack_name"], "--helper-image", image,
+        [str(GITLAB_CI_LOCAL), "--network", stack.settings["stack_network_name"], "--helper-image", image,
          "--pull-policy", "if-not-present", "--container-executable", str(docker), "train"],
         cwd=project, capture_output=True, text=True, timeout=1800)
 

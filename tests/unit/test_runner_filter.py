@@ -14,7 +14,7 @@ SPEC.loader.exec_module(gitlab_runner)
 
 RUNNERS_YML = yaml.safe_load((ROOT / "runners.yml").read_text())
 _JOB_DEFAULTS = yaml.safe_load((ROOT / "roles/job_image/defaults/main.yml").read_text())
-_STACK_NAME = yaml.safe_load((ROOT / "stack.yml").read_text())["stack_name"]
+_STACK_NAME = yaml.safe_load((ROOT / "roles/stack/defaults/main/stack.yml").read_text())["stack_name"]
 JOB_IMAGE = f"{_STACK_NAME}/job:{_JOB_DEFAULTS['job_image_tag']}"
 RUNNERS = RUNNERS_YML["gitlab_runner_runners_config"]
 URL = "https://gitlab.example.org"

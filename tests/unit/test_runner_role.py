@@ -6,6 +6,7 @@ needed; tokens are fake.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,8 +43,7 @@ def play(tmp_path):
     """A playbook folder with the stand-in roles; returns a function that runs it."""
     roles = tmp_path / "play" / "roles"
     (roles / "stack" / "tasks").mkdir(parents=True)
-    (roles / "stack" / "defaults").mkdir()
-    (roles / "stack" / "defaults" / "main.yml").write_text((REPO / "roles/stack/defaults/main.yml").read_text())
+    shutil.copytree(REPO / "roles/stack/defaults", roles / "stack" / "defaults")
     (roles / "stack" / "tasks" / "main.yml").write_text("---\n[]\n")
     (tmp_path / "credentials").mkdir(mode=0o700)
     (tmp_path / "play" / "site.yml").write_text(yaml.safe_dump([{

@@ -85,13 +85,23 @@ def test_nothing_given():
         stack_users({}, RESERVED)
 
 
+def plan(username, role):
+    return stack_users_module.stack_users_plan({"username": username, "role": role}, "/creds")
+
+
+def test_plan_derives_every_name_once():
+    assert plan("bob-2", "teacher") == {
+        "username": "bob-2", "role": "teacher", "schema": "user_bob_2", "bucket": "bob-2", "stack": "bob-2",
+        "service_account": "bob-2-ci", "folder": "/creds/users/bob-2", "env_file": "/creds/bob-2.env"}
+
+
 SECRETS = {"alice": {"zenml": "zpw", "object_store": "s3pw", "mlflow": "mlpw", "zenml_api_key": "KEY"}}
 URLS = {"object_store": "http://host:9000", "mlflow": "http://host:5000"}
 
 
 @pytest.mark.parametrize("role,admin", [("developer", False), ("teacher", False), ("administrator", True)])
 def test_zenml_user_with_ci_account(role, admin):
-    zenml = stack_users_module.stack_users_zenml({"username": "alice", "role": role}, SECRETS, URLS)
+    zenml = stack_users_module.stack_users_zenml(plan("alice", role), SECRETS, URLS)
     assert (zenml["name"], zenml["password"], zenml["admin"], zenml["stack"]) == ("alice", "zpw", admin, "alice")
     assert (zenml["service_account"], zenml["api_key"]) == ("alice-ci", "KEY")
     assert zenml["secrets"] == {"alice-object-store": {"aws_access_key_id": "alice", "aws_secret_access_key": "s3pw"},
@@ -103,7 +113,7 @@ def test_zenml_user_with_ci_account(role, admin):
 
 def test_zenml_user_without_a_known_api_key():
     secrets = {"alice": {k: v for k, v in SECRETS["alice"].items() if k != "zenml_api_key"}}
-    assert stack_users_module.stack_users_zenml({"username": "alice", "role": "developer"}, secrets, URLS)["api_key"] == ""
+    assert stack_users_module.stack_users_zenml(plan("alice", "developer"), secrets, URLS)["api_key"] == ""
 
 
 SETTINGS = {"db_max_connections": 10, "bucket_quota": 1024, "bucket_expiry_days": 7,
@@ -116,7 +126,7 @@ SETTINGS = {"db_max_connections": 10, "bucket_quota": 1024, "bucket_expiry_days"
 ])
 def test_accounts_in_each_service(role, admin, roles):
     secrets = {"bob-2": {"database": "dbpw", "object_store": "s3pw", "mlflow": "mlpw"}}
-    accounts = stack_users_module.stack_users_accounts({"username": "bob-2", "role": role}, secrets, SETTINGS)
+    accounts = stack_users_module.stack_users_accounts(plan("bob-2", role), secrets, SETTINGS)
     assert accounts["database"] == {"name": "bob-2", "password": "dbpw", "schema": "user_bob_2", "admin": admin,
                                     "max_connections": 10}
     assert accounts["bucket"] == {"name": "bob-2", "quota": 1024, "expiry_days": 7}

@@ -1,6 +1,6 @@
 import pytest
 
-from stackenv import recap
+from mlops_stack.stackenv import recap
 
 OUTPUT = """
 PLAY RECAP *********************************************************************

@@ -56,14 +56,23 @@ def stack_users(request, reserved):
     return [check_user(str(request["username"]), str(request.get("role") or "developer"), reserved)]
 
 
+def stack_users_plan(user, credentials_dir):
+    """Every name and path derived from one checked user, computed here only: the schema, bucket, ZenML stack
+    and CI service account, the folder of their passwords and the credentials file to hand over."""
+    name = user["username"]
+    return {**user, "schema": "user_" + name.replace("-", "_"), "bucket": name, "stack": name,
+            "service_account": f"{name}-ci", "folder": f"{credentials_dir}/users/{name}",
+            "env_file": f"{credentials_dir}/{name}.env"}
+
+
 def stack_users_accounts(user, secrets, settings):
-    """What the database_users, minio_bucket, minio_user and mlflow_user modules need for one user."""
+    """What the database_users, minio_bucket, minio_user and mlflow_user modules need for one planned user."""
     name, role = user["username"], user["role"]
     mine = secrets[name]
     return {
-        "database": {"name": name, "password": mine["database"], "schema": "user_" + name.replace("-", "_"),
+        "database": {"name": name, "password": mine["database"], "schema": user["schema"],
                      "admin": role == "administrator", "max_connections": settings["db_max_connections"]},
-        "bucket": {"name": name, "quota": settings["bucket_quota"], "expiry_days": settings["bucket_expiry_days"]},
+        "bucket": {"name": user["bucket"], "quota": settings["bucket_quota"], "expiry_days": settings["bucket_expiry_days"]},
         "object_store": {"access_key": name, "secret_key": mine["object_store"],
                          "policies": settings["object_store_policies"][role]},
         "mlflow": {"username": name, "password": mine["mlflow"], "admin": role == "administrator",
@@ -72,8 +81,8 @@ def stack_users_accounts(user, secrets, settings):
 
 
 def stack_users_zenml(user, secrets, urls):
-    """What the zenml_users module needs for one user: private secrets, the user's own stack, and the
-    service account `<name>-ci` whose API key CI runs use (the key's value from an earlier run, if any)."""
+    """What the zenml_users module needs for one planned user: private secrets, the user's own stack, and the
+    CI service account whose API key CI runs use (the key's value from an earlier run, if any)."""
     name = user["username"]
     mine = secrets[name]
 
@@ -81,15 +90,15 @@ def stack_users_zenml(user, secrets, urls):
         return "{{" + f"{name}-{secret}.{key}" + "}}"
 
     return {
-        "name": name, "password": mine["zenml"], "admin": user["role"] == "administrator", "stack": name,
-        "service_account": f"{name}-ci", "api_key": mine.get("zenml_api_key", ""),
+        "name": name, "password": mine["zenml"], "admin": user["role"] == "administrator", "stack": user["stack"],
+        "service_account": user["service_account"], "api_key": mine.get("zenml_api_key", ""),
         "secrets": {
             f"{name}-object-store": {"aws_access_key_id": name, "aws_secret_access_key": mine["object_store"]},
             f"{name}-mlflow": {"username": name, "password": mine["mlflow"]},
         },
         "components": {
             f"{name}-artifacts": {"type": "artifact_store", "flavor": "s3", "configuration": {
-                "path": f"s3://{name}", "key": ref("object-store", "aws_access_key_id"),
+                "path": f"s3://{user['bucket']}", "key": ref("object-store", "aws_access_key_id"),
                 "secret": ref("object-store", "aws_secret_access_key"),
                 "client_kwargs": {"endpoint_url": urls["object_store"], "region_name": "us-east-1"}}},
             f"{name}-mlflow": {"type": "experiment_tracker", "flavor": "mlflow", "configuration": {
@@ -102,5 +111,5 @@ def stack_users_zenml(user, secrets, urls):
 
 class FilterModule:
     def filters(self):
-        return {"stack_users": stack_users, "stack_users_accounts": stack_users_accounts,
+        return {"stack_users": stack_users, "stack_users_plan": stack_users_plan, "stack_users_accounts": stack_users_accounts,
                 "stack_users_zenml": stack_users_zenml}

@@ -1,0 +1,46 @@
+"""Filters over the stack's registry (roles/stack/defaults/main/services.yml) and its settings."""
+import difflib
+
+from ansible.errors import AnsibleFilterError
+
+
+def stack_published_ports(service, bind_address):
+    """docker_container's published_ports of one registry entry: ['<bind>:<published>:<internal>', ...]."""
+    return [f"{bind_address}:{port['published']}:{port['internal']}" for port in service.get("ports", [])]
+
+
+def stack_service_ports(services):
+    """Every published port of the registry: [{'service', 'container', 'port'}, ...]."""
+    return [{"service": name, "container": service["container"], "port": port["published"]}
+            for name, service in services.items() for port in service.get("ports", [])]
+
+
+def stack_unknown_settings(given, known, where="stack.yml"):
+    """One line per key of `given` that no role knows, naming the closest known key; [] when all are known."""
+    known = sorted(set(known))
+    lines = []
+    for key in given:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        lines.append(f"{where}: unknown setting {key}{hint}")
+    return lines
+
+
+def stack_setting_keys(texts):
+    """The top-level keys of YAML documents given as text (the roles' defaults files)."""
+    import yaml
+    keys = []
+    for text in texts:
+        data = yaml.safe_load(text) or {}
+        if not isinstance(data, dict):
+            raise AnsibleFilterError("a defaults file is not a mapping of settings")
+        keys.extend(data)
+    return keys
+
+
+class FilterModule:
+    def filters(self):
+        return {"stack_published_ports": stack_published_ports, "stack_service_ports": stack_service_ports, "stack_unknown_settings": stack_unknown_settings,
+                "stack_setting_keys": stack_setting_keys}

@@ -1,0 +1,1 @@
+"""The MLOps stack's shared Python for the tests and benchmarks (installed editable: `pip install -e .`)."""
