@@ -13,7 +13,6 @@ from pathlib import Path
 from mlops_stack.stackenv import ansible_playbook, load_stack
 
 
-
 def manage(*args):
     start = time.monotonic()
     ansible_playbook("playbooks/manage_users.yml", *args)

@@ -28,14 +28,17 @@ def stack_unknown_settings(given, known, where="stack.yml"):
     return lines
 
 
-def stack_setting_keys(texts):
-    """The top-level keys of YAML documents given as text (the roles' defaults files)."""
+def stack_setting_keys(patterns):
+    """The top-level keys of the YAML files matching the glob patterns (the roles' defaults files)."""
+    import glob
+
     import yaml
     keys = []
-    for text in texts:
-        data = yaml.safe_load(text) or {}
+    for path in sorted(name for pattern in patterns for name in glob.glob(pattern)):
+        with open(path, encoding="utf-8") as stream:
+            data = yaml.safe_load(stream) or {}
         if not isinstance(data, dict):
-            raise AnsibleFilterError("a defaults file is not a mapping of settings")
+            raise AnsibleFilterError(f"{path} is not a mapping of settings")
         keys.extend(data)
     return keys
 
