@@ -79,7 +79,7 @@ def test_the_mlflow_run_belongs_to_the_student(hybrid, users, monkeypatch):
     client = mlflow_as(env, monkeypatch)
     mlflow_run = client.get_run(hybrid.mlflow_id)
     assert mlflow_run.info.user_id == STUDENT and mlflow_run.info.run_name == hybrid.zenml_name
-    assert client.get_experiment(mlflow_run.info.experiment_id).name == hybrid.experiment == f"mnist-{STUDENT}"
+    assert client.get_experiment(mlflow_run.info.experiment_id).name == hybrid.experiment == f"{STUDENT}.mnist"
     assert round(mlflow_run.data.metrics["test_accuracy"], 4) == hybrid.accuracy
     assert mlflow_run.data.params["epochs"] == "2" and mlflow_run.data.params["device_used"] in ("cpu", "cuda")
     assert [m.step for m in client.get_metric_history(hybrid.mlflow_id, "train_loss")] == [0, 1]
@@ -101,7 +101,7 @@ def test_the_mlflow_run_belongs_to_the_student(hybrid, users, monkeypatch):
 
 
 def test_the_model_is_registered_for_the_student(hybrid, users, monkeypatch):
-    assert hybrid.model == f"mnist-{STUDENT}"
+    assert hybrid.model == f"{STUDENT}.mnist"
     version = mlflow_as(users[STUDENT], monkeypatch).get_model_version(hybrid.model, str(hybrid.version))
     assert version.run_id == hybrid.mlflow_id and version.status == "READY"
     with pytest.raises(MlflowException, match="PERMISSION_DENIED|403"):

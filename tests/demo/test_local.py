@@ -56,7 +56,7 @@ def test_the_run_is_in_the_local_zenml_store(first, home):
 def test_mlflow_has_the_params_metrics_and_registered_model(first, home):
     client = mlflow_store(home)
     mlflow_run = client.get_run(first.mlflow_id)
-    assert client.get_experiment(mlflow_run.info.experiment_id).name == first.experiment == "mnist-default"
+    assert client.get_experiment(mlflow_run.info.experiment_id).name == first.experiment == "default.mnist"
     assert mlflow_run.info.run_name == first.zenml_name
     params, metrics = mlflow_run.data.params, mlflow_run.data.metrics
     # From the configuration, through the autologged SummaryWriter.add_hparams.
@@ -69,7 +69,7 @@ def test_mlflow_has_the_params_metrics_and_registered_model(first, home):
     assert [m.step for m in client.get_metric_history(first.mlflow_id, "train_loss")] == [0, 1]
     assert len(client.get_metric_history(first.mlflow_id, "train_accuracy")) == 2
     version = client.get_model_version(first.model, str(first.version))
-    assert first.model == "mnist-default" and version.run_id == first.mlflow_id and version.status == "READY"
+    assert first.model == "default.mnist" and version.run_id == first.mlflow_id and version.status == "READY"
 
 
 def test_the_registered_model_loads_and_predicts(first, home):
@@ -136,7 +136,7 @@ def test_without_an_experiment_tracker_mlflow_runs_go_to_the_local_store(demo_ve
     assert done.stack == "default"
     client = mlflow_store(home)
     assert round(client.get_run(done.mlflow_id).data.metrics["test_accuracy"], 4) == done.accuracy
-    assert client.get_model_version("mnist-default", str(done.version)).run_id == done.mlflow_id
+    assert client.get_model_version("default.mnist", str(done.version)).run_id == done.mlflow_id
 
 
 @pytest.mark.parametrize("change,message", [

@@ -9,58 +9,10 @@ import pytest
 from botocore.exceptions import ClientError
 from mlflow.exceptions import MlflowException
 
-from mlops_stack.stackenv import REPO, ansible_playbook, user_env
+from mlops_stack.stackenv import REPO
 from mlops_stack.stackenv import user_mlflow as mlflow, user_s3 as s3
+from roster import ARCHIVED, READDED, STUDENT_A, STUDENT_B, TEACHER, manage, read_env, user_rows
 from zenml_client import zenml_as
-
-STUDENT_A, STUDENT_B, TEACHER = "it-ana", "it-ben", "it-tea"
-# Developers of their own for the tests that remove one, so the roster stays whole for every other test.
-READDED, ARCHIVED = "it-readd", "it-arch"
-
-
-def read_env(name):
-    return {k: v.replace("localhost", "127.0.0.1") for k, v in user_env(name).items()}
-
-
-def manage(*args, check=True):
-    return ansible_playbook("playbooks/manage_users.yml", *args, check=check)
-
-
-def user_rows(stack):
-    conn = pymysql.connect(host=stack.host, port=stack.settings["database_port"], user="root",
-                           password=stack.secret("database_root_password"), database="stack_management")
-    with conn, conn.cursor() as cur:
-        cur.execute("SELECT username, role FROM users ORDER BY username")
-        return cur.fetchall()
-
-
-@pytest.fixture(scope="module")
-def users(stack, tmp_path_factory):
-    roster = tmp_path_factory.mktemp("roster") / "course.csv"
-    roster.write_text(f"username,role\n{STUDENT_A},developer\n{STUDENT_B},developer\n{TEACHER},teacher\n")
-    manage("--tags", "add", "-e", f"roster={roster}")
-    yield {name: read_env(name) for name in (STUDENT_A, STUDENT_B, TEACHER)}
-    for name in (STUDENT_A, STUDENT_B, TEACHER):
-        manage("--tags", "remove", "-e", f"username={name}", "-e", "confirm=yes", check=False)
-
-
-@pytest.fixture
-def own_user(stack):
-    """Adds a developer for this test alone and returns their env; removes them afterwards if they
-    are still there."""
-    added = []
-
-    def add(name):
-        added.append(name)
-        manage("--tags", "add", "-e", f"username={name}", "-e", "role=developer")
-        return read_env(name)
-
-    yield add
-    left = {row[0] for row in user_rows(stack)}
-    for name in added:
-        if name in left:
-            manage("--tags", "remove", "-e", f"username={name}", "-e", "confirm=yes", check=False)
-
 
 def sql(env):
     return pymysql.connect(host=env["DATABASE_HOST"], port=int(env["DATABASE_PORT"]), user=env["DATABASE_USER"],
@@ -166,7 +118,7 @@ def test_object_store_isolation(users):
 def test_mlflow_isolation(users, monkeypatch, tmp_path):
     a, b, teacher = users[STUDENT_A], users[STUDENT_B], users[TEACHER]
     owner = mlflow(a, monkeypatch)
-    experiment = owner.create_experiment(f"{STUDENT_A}-{uuid.uuid4().hex[:6]}")
+    experiment = owner.create_experiment(f"{STUDENT_A}.{uuid.uuid4().hex[:6]}")
     run = owner.create_run(experiment)
     owner.log_metric(run.info.run_id, "accuracy", 0.9)
     (tmp_path / "weights.txt").write_text("secret weights")
@@ -385,7 +337,7 @@ def test_remove_then_re_add_brings_no_old_data_back(stack, own_user, monkeypatch
     s3(old).put_object(Bucket=old["STACK_BUCKET"], Key="old.txt", Body=b"old")
     with sql(old) as conn, conn.cursor() as cur:
         cur.execute(f"CREATE TABLE `{old['DATABASE_SCHEMA']}`.old_notes (id INT)")
-    name = f"mnist-{READDED}-{uuid.uuid4().hex[:6]}"
+    name = f"{READDED}.mnist-{uuid.uuid4().hex[:6]}"
     experiment = mlflow(old, monkeypatch).create_experiment(name)
     mlflow(old, monkeypatch).create_registered_model(name)
     manage("--tags", "remove", "-e", f"username={READDED}", "-e", "confirm=yes")

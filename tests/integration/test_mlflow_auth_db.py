@@ -11,8 +11,9 @@ against the stack's database while the stack is in use. Which database:
     MLFLOW_IT_DB_HOST=127.0.0.1 MLFLOW_IT_DB_PORT=15306 MLFLOW_IT_DB_PASSWORD_FILE=/path/to/password \\
       .venv/bin/pytest tests/integration/test_mlflow_auth_db.py
 
-The last test runs the entry point itself (so the real `mlflow server --app-name basic-auth` of this
-venv) against two empty schemas, logs in, records a run and restarts it.
+The last test runs the entry point itself (so the real `mlflow server --app-name mlops-auth` of this
+venv, with the stack's plugin on the Python path) against two empty schemas, logs in, records a run and
+restarts it.
 """
 import contextlib
 import importlib.util
@@ -211,6 +212,7 @@ def test_entrypoint_starts_the_real_server_on_empty_schemas_and_restarts(db, new
     admin, password = "it-admin", uuid.uuid4().hex
     env = {
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(REPO / "roles/mlflow_server/files/plugin"),  # the image installs it in site-packages
         "HOME": str(tmp_path),
         "MLFLOW_DB_HOST": db["host"], "MLFLOW_DB_PORT": str(db["port"]),
         "MLFLOW_DB_USER": db["user"], "MLFLOW_DB_PASSWORD": db["password"],

@@ -82,7 +82,7 @@ def test_server_command():
     command = entrypoint.server_command(entrypoint.Settings.from_env({
         **ENV, "MLFLOW_WORKERS": "3", "MLFLOW_ALLOWED_HOSTS": "localhost:*,mlops-mlflow:*",
         "MLFLOW_CORS_ALLOWED_ORIGINS": "http://10.0.0.5:5000"}))
-    assert command[:4] == ["mlflow", "server", "--app-name", "basic-auth"]
+    assert command[:4] == ["mlflow", "server", "--app-name", "mlops-auth"]
 
     def option(name):
         return command[command.index(name) + 1]

@@ -181,7 +181,7 @@ def own_role(user_id, *permissions):
 
 LISTED = [
     {"username": "alice", "roles": [own_role(2, ("experiment", "1", "MANAGE"), ("experiment", "2", "MANAGE"),
-                                             ("registered_model", "mnist-alice", "MANAGE"),
+                                             ("registered_model", "alice.mnist", "MANAGE"),
                                              ("experiment", "9", "READ")),
                                     {"name": "teachers", "workspace": "default", "permissions": [
                                         {"resource_type": "experiment", "resource_pattern": "*",
@@ -192,7 +192,7 @@ LISTED = [
 
 def test_mlflow_deletes_only_what_no_one_else_manages():
     # Experiment 2 is managed by bob too, 9 is bob's (alice only reads it), a role's grant is not ownership.
-    assert mlflow_user.managed_only_by(LISTED, "alice") == (["1"], ["mnist-alice"])
+    assert mlflow_user.managed_only_by(LISTED, "alice") == (["1"], ["alice.mnist"])
     assert mlflow_user.managed_only_by(LISTED, "bob") == (["9"], [])
     assert mlflow_user.managed_only_by(LISTED, "nobody") == ([], [])
 

@@ -80,11 +80,17 @@ def stack_users_accounts(user, secrets, settings):
     }
 
 
-def stack_users_zenml(user, secrets, urls):
+def stack_users_zenml(user, secrets, urls, names_only=False):
     """What the zenml_users module needs for one planned user: private secrets, the user's own stack, and the
-    CI service account whose API key CI runs use (the key's value from an earlier run, if any)."""
+    CI service account whose API key CI runs use (the key's value from an earlier run, if any).
+
+    names_only: the secrets without values, for a look at which names are taken (Ansible hides every value of
+    a no_log option wherever it appears, and a secret holds the user name, so the answer would hide it too)."""
     name = user["username"]
     mine = secrets[name]
+    if names_only:
+        planned = stack_users_zenml(user, secrets, urls)
+        return dict(planned, secrets={secret: {} for secret in planned["secrets"]})
 
     def ref(secret, key):  # ZenML resolves {{secret.key}} from the user's private secret at run time
         return "{{" + f"{name}-{secret}.{key}" + "}}"

@@ -38,6 +38,12 @@ options:
         description: C(MAX_USER_CONNECTIONS) of the account; V(0) means no limit.
         type: int
         default: 0
+  new_only:
+    description:
+      - With O(state=present), every user must be new. Before changing anything, fail naming each account
+        and schema of the users that exists already. Also in check mode.
+    type: bool
+    default: false
   state:
     description: Whether the users' accounts and schemas exist. V(absent) drops both, with the schema's data.
     type: str
@@ -213,7 +219,15 @@ def argument_spec():
             schema=dict(type="str", required=True),
             admin=dict(type="bool", default=False),
             max_connections=dict(type="int", default=0))),
+        new_only=dict(type="bool", default=False),
         state=dict(type="str", choices=["present", "absent"], default="present"))
+
+
+def claims(cursor, user):
+    """What of this user exists already: one phrase each."""
+    state = read_user(cursor, user["name"], user["schema"])
+    return ([f"account {user['name']}@%"] if state["account"] else []) + \
+        ([f"schema {user['schema']}"] if state["schema"] else [])
 
 
 def main():
@@ -233,6 +247,10 @@ def main():
     except Exception as error:  # pylint: disable=broad-except
         module.fail_json(msg=f"cannot log in as {module.params['login_user']}: {error_message(error)}", changes=[])
     with connection, connection.cursor() as cursor:
+        if present and module.params["new_only"]:
+            taken = [f"{user['name']}: {', '.join(found)}" for user in users if (found := claims(cursor, user))]
+            if taken:
+                module.fail_json(msg=f"database: already taken, nothing was changed - {'; '.join(taken)}", changes=[])
         for user in users:
             try:
                 before[user["name"]], after[user["name"]] = ensure_user(module, cursor, user, present, changes)

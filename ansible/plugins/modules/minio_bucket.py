@@ -43,6 +43,12 @@ options:
       archive_dir:
         description: As O(archive_dir).
         type: path
+  new_only:
+    description:
+      - With O(state=present), every bucket must be new. Before changing anything, fail naming each one that
+        exists already. Also in check mode.
+    type: bool
+    default: false
   state:
     description: Whether the bucket (with O(buckets), every bucket) exists.
     type: str
@@ -216,6 +222,7 @@ def ensure(module, client, admin, spec, state):
 def argument_spec():
     return minio_argument_spec(
         buckets=dict(type="list", elements="dict", options=BUCKET),
+        new_only=dict(type="bool", default=False),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         **dict(BUCKET, name=dict(type="str")))
 
@@ -237,6 +244,13 @@ def main():
         if spec["quota"] < 0 or spec["expiry_days"] < 0:
             module.fail_json(msg=f"bucket {spec['name']}: quota and expiry_days must not be negative")
     client, admin = minio_connect(module)
+    if params["state"] == "present" and params["new_only"]:
+        try:
+            taken = [spec["name"] for spec in buckets if client.bucket_exists(spec["name"])]
+        except Exception as error:  # pylint: disable=broad-except
+            module.fail_json(msg=f"cannot read the buckets: {error_message(error)}")
+        if taken:
+            module.fail_json(msg=f"object store: already taken, nothing was changed - bucket {', bucket '.join(taken)}")
     changed, results, diff = False, {}, dict(before={}, after={})
     for spec in buckets:
         name = spec["name"]

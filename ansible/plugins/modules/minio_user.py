@@ -53,6 +53,12 @@ options:
     type: list
     elements: str
     default: []
+  new_only:
+    description:
+      - With O(state=present), every user must be new. Before changing anything, fail naming each access key
+        already taken, by a user or by a service account (and whose it is). Also in check mode.
+    type: bool
+    default: false
   state:
     description: Whether the user (with O(users), every user) exists.
     type: str
@@ -131,6 +137,8 @@ from ansible.module_utils.minio_common import (admin_error_code, admin_json, err
 from ansible.module_utils.stack_common import batch_items
 
 AUTH_ERRORS = ("InvalidAccessKeyId", "SignatureDoesNotMatch")
+# What MinIO answers (info-service-account) for an access key that is no service account.
+NO_SERVICE_ACCOUNT = ("XMinioInvalidIAMCredentials",)
 USER = dict(  # one user: the single form's options and the suboptions of `users`
     access_key=dict(type="str", required=True, no_log=False),
     secret_key=dict(type="str", no_log=True),
@@ -152,6 +160,18 @@ def read_user(admin, access_key):
         raise
     return {"exists": True, "enabled": info.get("status") == "enabled",
             "policies": policy_names(info.get("policyName"))}
+
+
+def claim(admin, access_key):
+    """Who holds this access key already, or None."""
+    from minio.error import MinioAdminException
+    try:  # first: MinIO refuses user-info on a service account's access key
+        info = admin_json(admin.get_service_account(access_key))
+    except MinioAdminException as error:
+        if admin_error_code(error) not in NO_SERVICE_ACCOUNT:
+            raise
+        return f"user {access_key}" if read_user(admin, access_key)["exists"] else None
+    return f"access key {access_key} (a service account of {info.get('parentUser') or 'nobody'})"
 
 
 def secret_matches(module, access_key, secret_key):
@@ -202,6 +222,7 @@ def argument_spec():
     return minio_argument_spec(
         users=dict(type="list", elements="dict", options=USER),
         update_password=dict(type="str", choices=["always", "on_create"], default="always", no_log=False),
+        new_only=dict(type="bool", default=False),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         **dict(USER, access_key=dict(type="str", no_log=False)))
 
@@ -222,6 +243,13 @@ def main():
         if params["state"] == "present" and not spec["secret_key"]:
             module.fail_json(msg=f"user {spec['access_key']}: secret_key is required with state=present")
     _client, admin = minio_connect(module)
+    if params["state"] == "present" and params["new_only"]:
+        try:
+            taken = [found for spec in users if (found := claim(admin, spec["access_key"]))]
+        except Exception as error:  # pylint: disable=broad-except
+            module.fail_json(msg=f"cannot read the users: {error_message(error)}")
+        if taken:
+            module.fail_json(msg=f"object store: already taken, nothing was changed - {'; '.join(taken)}")
     changed, results, secrets, diff = False, {}, [], dict(before={}, after={})
     for spec in users:
         name = spec["access_key"]

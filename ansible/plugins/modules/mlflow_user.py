@@ -10,9 +10,10 @@ description:
     anything changes.
   - The password is checked by logging in as the user, so a second run reports no change.
   - With O(state=absent), first deletes the experiments and registered models that only this user
-    manages (MLflow gives the creator MANAGE); an experiment is renamed to
-    C(<name>.removed-<id>) and then deleted, so its name is free again (its runs and artifacts stay in
-    MLflow's trash until C(mlflow gc) on the server); a registered model is deleted for good. What
+    manages (MLflow gives the creator MANAGE); an experiment is renamed to C(_removed.<id>.<name>), a
+    name no user owns (user names start with a letter), and then deleted, so its name is free again (its
+    runs and artifacts stay in MLflow's trash until C(mlflow gc) on the server); a registered model is
+    deleted for good. What
     another user manages as well is left alone. O(delete_owned=false) keeps all of it.
   - MLflow keeps each user's own permissions in a hidden role C(__user_<id>__); the module neither
     lists nor touches it in O(roles).
@@ -61,6 +62,14 @@ options:
     description: With O(state=absent), delete the experiments and registered models only the user manages.
     type: bool
     default: true
+  new_only:
+    description:
+      - With O(state=present), every user must be new. Before changing anything, fail naming each account,
+        experiment and registered model that already holds a user's names (the user name, or the user
+        name, a dot and anything, the names the stack's MLflow rules give that user) and who manages it.
+      - Also in check mode, so a dry run finds what a real run would refuse.
+    type: bool
+    default: false
   workspace:
     description: Workspace the roles belong to.
     type: str
@@ -165,10 +174,40 @@ def delete_owned(api, experiments, models):
         experiment = found["experiment"]
         if experiment.get("lifecycle_stage") == "active":
             api.call("POST", "2.0/mlflow/experiments/update", experiment_id=experiment_id,
-                     new_name=f"{experiment['name']}.removed-{experiment_id}")
+                     new_name=f"_removed.{experiment_id}.{experiment['name']}")
             api.call("POST", "2.0/mlflow/experiments/delete", experiment_id=experiment_id)
     for name in models:
         api.call("DELETE", "2.0/mlflow/registered-models/delete", missing_ok=True, name=name)
+
+
+def managers(listed):
+    """Who manages what: (resource type, experiment id or model name) to the users whose own role has MANAGE."""
+    found = {}
+    for user in listed:
+        for role in user.get("roles", []):
+            if OWN_ROLE.match(role["name"]):
+                for grant in role.get("permissions", []):
+                    if grant["permission"] == "MANAGE":
+                        found.setdefault((grant["resource_type"], grant["resource_pattern"]), []).append(user["username"])
+    return found
+
+
+def claims(api, listed, name):
+    """What already holds the names of user `name`: one phrase each, with who manages it."""
+    found = [f"account {name}"] if any(user["username"] == name for user in listed) else []
+    owners = managers(listed)
+
+    def owner(kind, key):
+        return ", ".join(sorted(owners.get((kind, key), []))) or "nobody"
+
+    for query in (f"name = '{name}'", f"name LIKE '{name}.%'"):
+        experiments = api.call("POST", "2.0/mlflow/experiments/search", filter=query, max_results=100,
+                               view_type="ALL").get("experiments", [])
+        found += [f"experiment {e['name']} (managed by {owner('experiment', e['experiment_id'])})" for e in experiments]
+        models = api.call("GET", "2.0/mlflow/registered-models/search", filter=query,
+                          max_results=100).get("registered_models", [])
+        found += [f"registered model {m['name']} (managed by {owner('registered_model', m['name'])})" for m in models]
+    return found
 
 
 def role_ids(api, workspace):
@@ -227,6 +266,7 @@ def argument_spec():
     return mlflow_argument_spec(
         users=dict(type="list", elements="dict", options=USER),
         delete_owned=dict(type="bool", default=True),
+        new_only=dict(type="bool", default=False),
         workspace=dict(type="str", default="default"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         **dict(USER, username=dict(type="str")))
@@ -255,6 +295,14 @@ def main():
         known, listed = read_users(api, params["workspace"])
     except Exception as error:  # pylint: disable=broad-except
         module.fail_json(msg=f"cannot list the users: {one_line(error)}")
+    if present and params["new_only"]:
+        try:
+            taken = [f"{user['username']}: {', '.join(found)}" for user in users
+                     if (found := claims(api, listed, user["username"]))]
+        except Exception as error:  # pylint: disable=broad-except
+            module.fail_json(msg=f"cannot search the experiments and models: {one_line(error)}")
+        if taken:
+            module.fail_json(msg=f"MLflow: already taken, nothing was changed - {'; '.join(taken)}")
     for user in users:
         name = user["username"]
         try:

@@ -7,7 +7,13 @@ short_description: Manage ZenML users with private secrets and their own stack
 description:
   - For each user - creates the account (admin or not) and, logged in as that user, the user's
     B(private) secrets, stack components and stack, so the user owns them and nobody else sees the
-    secrets. With O(state=absent), deletes the stack, components and secrets as the user, then the account.
+    secrets. With O(state=absent), deletes every stack, component and secret the user owns, whatever its
+    name (logged in as the user; when the password no longer logs in, the admin sets it first), then the
+    account.
+  - Refuses, before changing anything, a user whose names another account holds - a stack, component or
+    secret of one of O(users[].stack), O(users[].components) or O(users[].secrets) owned by someone else,
+    the service account of a user that does not exist, a deactivated account of that name - and names
+    each one and its owner.
   - With O(users[].service_account), also the user's CI identity - a (non-admin) service account with one
     API key named C(ci) - and, logged in with that key, B(private) copies of the user's secrets, because a
     private secret is visible to its owner only and the user's stack resolves its C({{secret.key}})
@@ -15,8 +21,8 @@ description:
     created or rotated - the module returns it in RV(api_keys) then; give it back in O(users[].api_key)
     on later runs. A key that is missing is created; one whose value does not log in is rotated.
   - ZenML refuses to delete an account that owns pipeline runs or other resources; the module then
-    deactivates it (and deletes its API keys) instead, and a deactivated service account without keys or
-    a deactivated user counts as removed.
+    deactivates it (and deletes its API keys) and renames it C(_removed.<id>.<name>), so the name is free
+    for a new account that sees nothing of the old one.
   - Takes many users at once, so a course roster costs one admin login and one read of what exists
     (a request per kind and 100 names), not one of each per student.
 notes:
@@ -68,6 +74,10 @@ options:
         description: The value of the service account's API key from an earlier run; empty if not known.
         type: str
         default: ""
+  new_only:
+    description: With O(state=present), every user must be new - an existing account of that name is one more thing that refuses the run.
+    type: bool
+    default: false
   state:
     description: Whether the users exist.
     type: str
@@ -177,7 +187,8 @@ class Known:
     CHUNK = 100  # names per request, so the query string stays short
 
     LISTS = {"user": ("list_users", "UserFilter"), "service_account": ("list_service_accounts", "ServiceAccountFilter"),
-             "component": ("list_stack_components", "ComponentFilter"), "stack": ("list_stacks", "StackFilter")}
+             "component": ("list_stack_components", "ComponentFilter"), "stack": ("list_stacks", "StackFilter"),
+             "secret": ("list_secrets", "SecretFilter")}
 
     def __init__(self, admin, names):
         from zenml import models
@@ -190,8 +201,9 @@ class Known:
                 while True:  # more pages than one where components of several types share a name
                     # Hydrated here: a lazy model would hydrate itself through the process's default store, not this one.
                     page = getattr(admin.rest, lister)(query, hydrate=True)
-                    self.items.update((self.key(kind, item.name, item.type.value if kind == "component" else None), item)
-                                      for item in page.items)
+                    for item in page.items:
+                        self.items.setdefault(self.key(kind, item.name, item.type.value if kind == "component" else None),
+                                              []).append(item)
                     if page.index >= page.total_pages:
                         break
                     query.page = page.index + 1
@@ -202,7 +214,41 @@ class Known:
         return kind, name, component_type if kind == "component" else None
 
     def find(self, kind, name, component_type=None):
-        return self.items.get(self.key(kind, name, component_type))
+        return next(iter(self.all(kind, name, component_type)), None)
+
+    def all(self, kind, name, component_type=None):
+        """Everything of that kind and name: one user or stack, secrets of several owners (admins see
+        everyone's public secrets and their own private ones)."""
+        return self.items.get(self.key(kind, name, component_type), [])
+
+
+def conflicts(known, user, new_only=False):
+    """What already claims one of this user's names and is not the user's: one phrase each, naming the
+    owner. A deactivated account of that name is one: it was left by a removal before accounts were
+    renamed, and taking it over would hand its resources to the newcomer."""
+    account = known.find("user", user["name"])
+    if account is not None and (new_only or not account.active):
+        return [f"{'' if account.active else 'deactivated '}account {user['name']}"]
+    mine = account.id if account else None
+    wanted = ([("stack", user["stack"], None)] if user["stack"] else []) + \
+        [("component", name, spec["type"]) for name, spec in user["components"].items()] + \
+        [("secret", name, None) for name in user["secrets"]]
+    found = [(kind, name, item.user) for kind, name, component_type in wanted
+             for item in known.all(kind, name, component_type) if item.user is None or item.user.id != mine]
+    service_account = known.find("service_account", user["service_account"]) if user["service_account"] else None
+    if service_account is not None and account is None:
+        found.append(("service account", service_account.name, None))
+    return [f"{kind} {name} (owned by {owner.name if owner else 'nobody'})" for kind, name, owner in found]
+
+
+def every(lister, query):
+    """Every item of a paged list."""
+    while True:
+        page = lister(query, hydrate=True)
+        yield from page.items
+        if page.index >= page.total_pages:
+            return
+        query.page = page.index + 1
 
 
 def log_in(url, **credentials):
@@ -223,12 +269,11 @@ def delete_or_deactivate(delete, deactivate):
         return "deleted"
     except IllegalOperationError:
         deactivate()
-        return "deactivated (ZenML keeps accounts that own pipeline runs)"
+        return "deactivated and renamed (ZenML keeps accounts that own pipeline runs)"
 
 
 def ensure_user(module, admin, known, user, changes):
     """The account; returns the user's own connection when the password logs in already, else None."""
-    from zenml.constants import ACTIVATE, USERS
     from zenml.models import UserRequest, UserUpdate
     url, name = module.params["zenml_url"], user["name"]
     found = known.find("user", name)
@@ -242,15 +287,20 @@ def ensure_user(module, admin, known, user, changes):
         if not module.check_mode:
             admin.rest.update_user(found.id, UserUpdate(is_admin=user["admin"]))
     store = log_in(url, username=name, password=user["password"])
-    if store is None:  # another password, or deactivated
-        # Nobody may set another user's password: deactivating the account returns an activation token,
-        # which sets the password and activates the account again.
-        changes.append(f"{name} - set the password and activated the account")
+    if store is None:  # another password
+        changes.append(f"{name} - set the password")
         if not module.check_mode:
-            token = admin.rest.deactivate_user(found.id).activation_token
-            admin.rest.put(f"{USERS}/{found.id}{ACTIVATE}",
-                           body=UserUpdate(password=user["password"], activation_token=token))
+            set_password(admin, found, user["password"])
     return store
+
+
+def set_password(admin, account, password):
+    """Nobody may set another user's password: deactivating the account returns an activation token,
+    which sets the password and activates the account again."""
+    from zenml.constants import ACTIVATE, USERS
+    from zenml.models import UserUpdate
+    token = admin.rest.deactivate_user(account.id).activation_token
+    admin.rest.put(f"{USERS}/{account.id}{ACTIVATE}", body=UserUpdate(password=password, activation_token=token))
 
 
 def ensure_secrets(module, store, owner, secrets, changes, new_account=False):
@@ -344,12 +394,29 @@ def ensure_ci_account(module, admin, known, user, changes):
     return new_key
 
 
+def delete_owned(store):
+    """Delete everything the identity of `store` owns that ZenML lets its owner delete: stacks first (they
+    hold the components), then components and secrets, whatever their names."""
+    from zenml.models import ComponentFilter, SecretFilter, StackFilter
+    for lister, query, delete in ((store.rest.list_stacks, StackFilter, store.rest.delete_stack),
+                                  (store.rest.list_stack_components, ComponentFilter, store.rest.delete_stack_component),
+                                  (store.rest.list_secrets, SecretFilter, store.rest.delete_secret)):
+        for item in list(every(lister, query(user=store.me))):
+            delete(item.id)
+
+
+def retired_name(account):
+    """The name a kept account takes, so that its own name is free for a new account: no user or service
+    account name starts with an underscore."""
+    return f"_removed.{account.id.hex[:8]}.{account.name}"
+
+
 def remove_ci_account(module, admin, known, user, changes):
-    """Delete the service account's own secrets (logged in with a key made for it), then the account."""
-    from zenml.models import APIKeyRequest, SecretFilter, ServiceAccountUpdate
+    """Delete what the service account owns (logged in with a key made for it), then the account; an
+    account ZenML keeps loses its keys, is deactivated and renamed."""
+    from zenml.models import APIKeyRequest, ServiceAccountUpdate
     account = known.find("service_account", user["service_account"])
-    keys = admin.api_keys(account) if account else []
-    if account is None or not account.active and not keys:
+    if account is None:
         return
     if module.check_mode:
         changes.append(f"{account.name} - deleted the service account, its API keys and secrets")
@@ -357,43 +424,40 @@ def remove_ci_account(module, admin, known, user, changes):
     if not account.active:
         admin.rest.update_service_account(account.id, ServiceAccountUpdate(active=True))
     key = admin.rest.create_api_key(account.id, APIKeyRequest(name=f"removal-{os.getpid()}")).key
-    store = Store(module.params["zenml_url"], api_key=key)
-    for secret in store.rest.list_secrets(SecretFilter()).items:
-        if secret.user and secret.user.id == store.me:
-            store.rest.delete_secret(secret.id)
+    delete_owned(Store(module.params["zenml_url"], api_key=key))
 
-    def deactivate():
+    def retire():
         for api_key in admin.api_keys(account):
             admin.rest.delete_api_key(account.id, api_key.id)
-        admin.rest.update_service_account(account.id, ServiceAccountUpdate(active=False))
+        admin.rest.update_service_account(account.id, ServiceAccountUpdate(name=retired_name(account), active=False))
 
-    done = delete_or_deactivate(lambda: admin.rest.delete_service_account(account.id), deactivate)
+    done = delete_or_deactivate(lambda: admin.rest.delete_service_account(account.id), retire)
     changes.append(f"{account.name} - {done} the service account, its API keys and secrets")
 
 
 def remove(module, admin, known, user, changes):
+    """Delete everything the user owns, whatever its name and whatever the user's password is now, then
+    the account; an account ZenML keeps (it owns pipeline runs) is deactivated and renamed, so the name
+    can be given to a new account that sees nothing of the old one."""
     from zenml.models import UserUpdate
     name = user["name"]
     if user["service_account"]:
         remove_ci_account(module, admin, known, user, changes)
     found = known.find("user", name)
-    if found is None or not found.active:
+    if found is None:
         return
     if module.check_mode:
-        changes.append(f"{name} - deleted the account, its stack, components and secrets")
+        changes.append(f"{name} - deleted the account, its stacks, components and secrets")
         return
-    if store := log_in(module.params["zenml_url"], username=name, password=user["password"]):
-        if user["stack"] and (stack := known.find("stack", user["stack"])):
-            store.rest.delete_stack(stack.id)
-        for component_name, spec in user["components"].items():
-            if component := known.find("component", component_name, spec["type"]):
-                store.rest.delete_stack_component(component.id)
-        for secret_name in user["secrets"]:
-            if secret := store.own_secret(secret_name):
-                store.rest.delete_secret(secret.id)
+    store = log_in(module.params["zenml_url"], username=name, password=user["password"])
+    if store is None:  # the user changed the password, or the account is deactivated
+        set_password(admin, found, user["password"])
+        store = Store(module.params["zenml_url"], name, user["password"])
+    delete_owned(store)
     done = delete_or_deactivate(lambda: admin.rest.delete_user(found.id),
-                                lambda: admin.rest.update_user(found.id, UserUpdate(active=False)))
-    changes.append(f"{name} - {done} the account, its stack, components and secrets")
+                                lambda: admin.rest.update_user(found.id, UserUpdate(name=retired_name(found),
+                                                                                    active=False)))
+    changes.append(f"{name} - {done} the account, its stacks, components and secrets")
 
 
 def argument_spec():
@@ -407,6 +471,7 @@ def argument_spec():
             stack=dict(type="str", default=""),
             service_account=dict(type="str", default=""),
             api_key=dict(type="str", default="", no_log=True))),
+        new_only=dict(type="bool", default=False),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         workers=dict(type="int", default=4))
 
@@ -434,9 +499,17 @@ def main():
             "user": [user["name"] for user in users],
             "service_account": [user["service_account"] for user in users if user["service_account"]],
             "component": [name for user in users for name in user["components"]],
-            "stack": [user["stack"] for user in users if user["stack"]]})
+            "stack": [user["stack"] for user in users if user["stack"]],
+            "secret": [name for user in users for name in user["secrets"]]})
     except Exception as error:  # the service's own message, on one line
         module.fail_json(msg=f"ZenML: {one_line(error)}")
+
+    if params["state"] == "present":
+        claimed = [f"{user['name']}: {', '.join(found)}" for user in users
+                   if (found := conflicts(known, user, params["new_only"]))]
+        if claimed:
+            module.fail_json(msg=f"ZenML: already taken, nothing was changed - {'; '.join(claimed)}",
+                             changes=[], api_keys={})
 
     def work(user):
         """One user's changes, the new API key (or None) and the error (or None)."""

@@ -1,7 +1,8 @@
 """Entry point of the stack's MLflow server image.
 
 Prepares the auth database, writes the basic-auth configuration, then replaces itself with
-`mlflow server --app-name basic-auth`. Everything comes from the container's environment:
+`mlflow server --app-name mlops-auth` (basic-auth with the stack's rules, plugin/mlops_mlflow_auth.py).
+Everything comes from the container's environment:
 
   MLFLOW_DB_HOST, MLFLOW_DB_PASSWORD              required: the MySQL/MariaDB server and the
   MLFLOW_DB_PORT (3306), MLFLOW_DB_USER (mlflow)  account that owns both schemas below
@@ -168,7 +169,7 @@ def auth_config(database_uri: str, admin_username: str, admin_password: str, cac
 def server_command(settings: Settings) -> list:
     """The `mlflow server` command line; it holds no secret."""
     command = [
-        "mlflow", "server", "--app-name", "basic-auth",
+        "mlflow", "server", "--app-name", "mlops-auth",
         "--host", "0.0.0.0", "--port", str(settings.port),
         "--workers", str(settings.workers),
         "--serve-artifacts", "--artifacts-destination", settings.artifacts_destination,

@@ -1,0 +1,160 @@
+"""The stack's MLflow server app (`mlflow server --app-name mlops-auth`): basic-auth plus two rules it lacks.
+
+1. Names belong to their owner. A user who is not an admin may create or rename an experiment or a
+   registered model (prompts included) only to a name of their own: their username, or their username,
+   a dot and anything (`alice.mnist`). Usernames have no dots, so no user's names are another's prefix,
+   and nobody can claim the names of a student who does not exist yet.
+2. Storage locations resolve to something the caller may read. MLflow reads a model version's source
+   with the server's own object-store account (model-versions/get-artifact), and checks `runs:`,
+   `models:` and run-anchored sources only. Here every source must be a `runs:` or `models:` URI the
+   caller may read, or an artifact path (`mlflow-artifacts:`, the proxy's http(s) URL, or a raw URI in
+   the server's artifact destination) inside an experiment the caller may read. An experiment's
+   artifact location is the server's to choose: users may not set one.
+
+Admins are exempt, as in basic-auth. Everything else is basic-auth's own: this module registers a Flask
+before-request hook that runs after basic-auth's, which has authenticated the caller by then.
+It reads names private to the pinned MLflow's `mlflow.server.auth`; `check_mlflow()` runs when the image
+is built, so an MLflow upgrade that moves them fails the build, not a student's request.
+"""
+import os
+import re
+import urllib.parse
+
+from flask import Response, jsonify, request
+from mlflow.exceptions import MlflowException
+from mlflow.protos.model_registry_pb2 import CreateModelVersion, CreateRegisteredModel, RenameRegisteredModel
+from mlflow.protos.service_pb2 import CreateExperiment, UpdateExperiment
+from mlflow.server import app as mlflow_app
+from mlflow.server import auth
+
+# The parts of mlflow.server.auth this module relies on (checked at image build time).
+AUTH_NAMES = ("create_app", "is_unprotected_route", "authenticate_request", "sender_is_admin",
+              "_get_request_message", "_authorize_run_id", "_authorize_logged_model_id",
+              "_get_registered_model_or_prompt_permission", "_get_experiment_permission", "_parse_model_uri")
+
+API = r"^/(?:ajax-)?api/2\.0/mlflow/"
+# Each rule: the request's path, the request message, and the fields holding a name to own.
+NAMED = [
+    (re.compile(API + r"experiments/create$"), CreateExperiment, "name"),
+    (re.compile(API + r"experiments/update$"), UpdateExperiment, "new_name"),
+    (re.compile(API + r"registered-models/create$"), CreateRegisteredModel, "name"),
+    (re.compile(API + r"registered-models/rename$"), RenameRegisteredModel, "new_name"),
+]
+CREATE_EXPERIMENT = NAMED[0][0]
+CREATE_MODEL_VERSION = re.compile(API + r"model-versions/create$")
+RULED = [path for path, _message, _field in NAMED] + [CREATE_MODEL_VERSION]
+# Artifact paths are <experiment id>/<run id>/artifacts/..., in a workspace: workspaces/<name>/<id>/...
+EXPERIMENT_PATH = re.compile(r"^(?:workspaces/[^/]+/)?(\d+)(?:/|$)")
+PROXY_PATH = re.compile(r"^/api/2\.0/mlflow-artifacts/artifacts/(.*)$")
+# MLflow's own placeholders for a prompt version's source (MLflow refuses any other source for prompts).
+PROMPT_SOURCES = {"dummy-source"}
+
+
+def check_mlflow():
+    """Fail unless the installed MLflow has every name this module uses (run at image build time)."""
+    missing = [name for name in AUTH_NAMES if not callable(getattr(auth, name, None))]
+    if missing:
+        raise SystemExit(f"mlops_mlflow_auth: this MLflow lacks mlflow.server.auth.{', '.join(missing)}")
+
+
+def create_app(app=mlflow_app):
+    """basic-auth's app, with this module's hook after basic-auth's own."""
+    result = auth.create_app(app)
+    app.before_request(before_request)
+    return result
+
+
+def owns_name(username, name):
+    return name == username or name.startswith(username + ".")
+
+
+def denied(message):
+    response = jsonify(error_code="PERMISSION_DENIED", message=message)
+    response.status_code = 403
+    return response
+
+
+def before_request() -> "Response | None":
+    """Only the few requests the rules cover pay for them (a path match); the rest go on at once."""
+    if request.method != "POST" or not any(path.match(request.path) for path in RULED):
+        return None
+    if auth.is_unprotected_route(request.path) or auth.sender_is_admin():
+        return None
+    try:
+        return check(auth.authenticate_request().username)
+    except MlflowException as error:  # a malformed request: MLflow's own answer, not a 500
+        return Response(error.serialize_as_json(), status=error.get_http_status_code(), mimetype="application/json")
+
+
+def check(username) -> "Response | None":
+    for path, message, field in NAMED:
+        if path.match(request.path):
+            msg = auth._get_request_message(message())
+            name = getattr(msg, field)
+            if name and not owns_name(username, name):
+                return denied(f"'{name}' is not a name of yours: start it with '{username}.'")
+            if path is CREATE_EXPERIMENT and msg.artifact_location:
+                return denied("the server chooses an experiment's artifact location: leave artifact_location empty")
+            return None
+    msg = auth._get_request_message(CreateModelVersion())
+    if not source_readable(msg.source, username):
+        return denied(f"model version source '{msg.source}' is not a run, model or artifact path you may read")
+    return None
+
+
+def source_readable(source, username):
+    """Whether a model version's source resolves to a run, model or experiment the caller may read."""
+    if source in PROMPT_SOURCES:
+        return True
+    if urllib.parse.unquote(source) != source:
+        return False  # no escapes: the path the server reads is the path checked here
+    parsed = urllib.parse.urlparse(source)
+    if parsed.scheme == "runs":
+        run_id = parsed.path.lstrip("/").split("/")[0]
+        return bool(run_id) and not parsed.netloc and auth._authorize_run_id(run_id, "read")
+    if parsed.scheme == "models":
+        return not parsed.netloc and model_readable(source)
+    path = artifact_path(source)
+    match = EXPERIMENT_PATH.match(path) if path is not None else None
+    return bool(match) and experiment_readable(match.group(1), username)
+
+
+def model_readable(source):
+    try:
+        model = auth._parse_model_uri(source)
+    except MlflowException:
+        return False
+    if model.name is not None:
+        return readable(auth._get_registered_model_or_prompt_permission, model.name)
+    return bool(model.model_id) and auth._authorize_logged_model_id(model.model_id, "read")
+
+
+def experiment_readable(experiment_id, username):
+    return readable(lambda key: auth._get_experiment_permission(key, username), experiment_id)
+
+
+def readable(permission, key):
+    """A missing resource reads as a denial (403, not 404: no oracle for which ids exist)."""
+    try:
+        return permission(key).can_read
+    except MlflowException:
+        return False
+
+
+def artifact_path(source, destination=None):
+    """The path of source inside the server's artifact store, or None if it points elsewhere."""
+    destination = destination if destination is not None else os.environ.get("MLFLOW_ARTIFACTS_DESTINATION", "")
+    parsed = urllib.parse.urlparse(source)
+    if parsed.scheme == "mlflow-artifacts":
+        path = parsed.path
+    elif parsed.scheme in ("http", "https"):
+        proxied = PROXY_PATH.match(re.sub(r"/+", "/", parsed.path))
+        if not proxied:
+            return None
+        path = proxied.group(1)
+    elif destination and source.startswith(destination.rstrip("/") + "/"):
+        path = source[len(destination.rstrip("/")) + 1:]
+    else:
+        return None
+    path = re.sub(r"/+", "/", path).lstrip("/")
+    return None if ".." in path.split("/") else path

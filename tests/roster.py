@@ -1,0 +1,25 @@
+"""The e2e suite's course: who is on it, and the helpers that add, read and list users (fixtures in
+tests/e2e/conftest.py)."""
+import pymysql
+
+from mlops_stack.stackenv import ansible_playbook, user_env
+
+STUDENT_A, STUDENT_B, TEACHER = "it-ana", "it-ben", "it-tea"
+# Developers of their own for the tests that remove one, so the roster stays whole for every other test.
+READDED, ARCHIVED = "it-readd", "it-arch"
+
+
+def read_env(name):
+    return {k: v.replace("localhost", "127.0.0.1") for k, v in user_env(name).items()}
+
+
+def manage(*args, check=True):
+    return ansible_playbook("playbooks/manage_users.yml", *args, check=check)
+
+
+def user_rows(stack):
+    conn = pymysql.connect(host=stack.host, port=stack.settings["database_port"], user="root",
+                           password=stack.secret("database_root_password"), database="stack_management")
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT username, role FROM users ORDER BY username")
+        return cur.fetchall()
