@@ -256,7 +256,8 @@ def test_zenml_users_reads_a_roster_longer_than_one_request(users, stack):
         store = zenml_users.Store(*(os.environ[name] for name in ("ZENML_STORE_URL", "ZENML_STORE_USERNAME", "ZENML_STORE_PASSWORD")))
         names = ["{STUDENT_A}", "{STUDENT_B}", "{TEACHER}", "nobody-{uuid.uuid4().hex[:6]}"]
         known = zenml_users.Known(store, {{"user": names, "service_account": ["{STUDENT_A}-ci"],
-                                           "component": ["{STUDENT_B}-artifacts", "default"], "stack": ["{TEACHER}"]}})
+                                           "component": ["{STUDENT_B}-artifacts", "default"], "stack": ["{TEACHER}"],
+                                           "secret": ["nobody-secret-{uuid.uuid4().hex[:6]}"]}})
         result = {{"found": sorted(kind + ":" + name for (kind, name, _type) in known.items if name != "default"),
                    "default": sorted(known.find("component", "default", kind).type.value
                                      for kind in ("artifact_store", "orchestrator"))}}
