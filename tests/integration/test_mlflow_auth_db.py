@@ -15,14 +15,8 @@ The last test runs the entry point itself (so the real `mlflow server --app-name
 venv, with the stack's plugin on the Python path) against two empty schemas, logs in, records a run and
 restarts it.
 """
-import contextlib
 import importlib.util
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -31,8 +25,9 @@ import pytest
 import requests
 import sqlalchemy
 
-REPO = Path(__file__).resolve().parents[2]
-SPEC = importlib.util.spec_from_file_location("mlflow_entrypoint", REPO / "roles/mlflow_server/files/entrypoint.py")
+from mlops_stack.mlflow_server import FILES, free_port, running_entrypoint, server_env
+
+SPEC = importlib.util.spec_from_file_location("mlflow_entrypoint", FILES / "entrypoint.py")
 entrypoint = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(entrypoint)
 
@@ -174,55 +169,10 @@ def test_workaround_ignores_other_databases(tmp_path):
     assert not (tmp_path / "auth.db").exists()
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running_entrypoint(env, port, log):
-    """Run entrypoint.py (it execs `mlflow server`) listening on port; yield its URL once healthy."""
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, SPEC.origin], env={**env, "MLFLOW_LISTEN_PORT": str(port)},
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, f"the server exited ({proc.returncode}):\n{log.read_text()[-4000:]}"
-            assert time.monotonic() < deadline, f"not healthy after 120 s:\n{log.read_text()[-4000:]}"
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            time.sleep(1)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def test_entrypoint_starts_the_real_server_on_empty_schemas_and_restarts(db, new_schema, tmp_path):
     tracking, auth = new_schema(), new_schema()
     admin, password = "it-admin", uuid.uuid4().hex
-    env = {
-        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-        "PYTHONPATH": str(REPO / "roles/mlflow_server/files/plugin"),  # the image installs it in site-packages
-        "HOME": str(tmp_path),
-        "MLFLOW_DB_HOST": db["host"], "MLFLOW_DB_PORT": str(db["port"]),
-        "MLFLOW_DB_USER": db["user"], "MLFLOW_DB_PASSWORD": db["password"],
-        "MLFLOW_DB_NAME": tracking.rsplit("/", 1)[1], "MLFLOW_AUTH_DB_NAME": auth.rsplit("/", 1)[1],
-        "MLFLOW_AUTH_ADMIN_USERNAME": admin, "MLFLOW_AUTH_ADMIN_PASSWORD": password,
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": uuid.uuid4().hex,
-        "MLFLOW_ARTIFACTS_DESTINATION": (tmp_path / "artifacts").as_uri(),
-        "MLFLOW_AUTH_CONFIG_PATH": str(tmp_path / "basic_auth.ini"),
-        "MLFLOW_WORKERS": "1",
-    }
+    env = server_env(db, tracking.rsplit("/", 1)[1], auth.rsplit("/", 1)[1], tmp_path, admin, password)
     log = tmp_path / "server.log"
     port = free_port()
     for start in ("first start", "restart"):

@@ -94,6 +94,11 @@ def test_server_command():
     assert option("--cors-allowed-origins") == "http://10.0.0.5:5000"
 
 
+def test_server_app_may_be_plain_basic_auth():
+    settings = entrypoint.Settings.from_env({**ENV, "MLFLOW_APP_NAME": "basic-auth"})
+    assert entrypoint.server_command(settings)[:4] == ["mlflow", "server", "--app-name", "basic-auth"]
+
+
 def test_server_command_without_cors_origins():
     assert "--cors-allowed-origins" not in entrypoint.server_command(entrypoint.Settings.from_env(ENV))
 

@@ -19,6 +19,8 @@ Everything comes from the container's environment:
   MLFLOW_WORKERS (2)                              server worker processes
   MLFLOW_AUTH_CACHE_SECONDS (30)                  how long a worker trusts a checked password (0: never)
   MLFLOW_LISTEN_PORT (5000)                       port the server listens on
+  MLFLOW_APP_NAME (mlops-auth)                    the server app: mlops-auth, or basic-auth without the
+                                                  stack's rules (bench/mlflow_rules.py compares the two)
   MLFLOW_AUTH_CONFIG_PATH (/home/mlflow/basic_auth.ini), MLFLOW_DB_WAIT_SECONDS (120)
 
 No secret is put on the command line (which `ps` shows on the host): the tracking store URI reaches
@@ -99,6 +101,7 @@ class Settings:
     workers: int
     auth_cache_seconds: int
     port: int
+    app_name: str
     auth_config_path: str
     db_wait_seconds: int
 
@@ -131,6 +134,7 @@ class Settings:
             allowed_hosts=env.get("MLFLOW_ALLOWED_HOSTS") or DEFAULT_ALLOWED_HOSTS,
             cors_allowed_origins=env.get("MLFLOW_CORS_ALLOWED_ORIGINS", ""),
             auth_config_path=env.get("MLFLOW_AUTH_CONFIG_PATH", "/home/mlflow/basic_auth.ini"),
+            app_name=env.get("MLFLOW_APP_NAME") or "mlops-auth",
             **numbers,
         )
 
@@ -169,7 +173,7 @@ def auth_config(database_uri: str, admin_username: str, admin_password: str, cac
 def server_command(settings: Settings) -> list:
     """The `mlflow server` command line; it holds no secret."""
     command = [
-        "mlflow", "server", "--app-name", "mlops-auth",
+        "mlflow", "server", "--app-name", settings.app_name,
         "--host", "0.0.0.0", "--port", str(settings.port),
         "--workers", str(settings.workers),
         "--serve-artifacts", "--artifacts-destination", settings.artifacts_destination,
