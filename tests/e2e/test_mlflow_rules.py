@@ -139,3 +139,40 @@ def test_a_teacher_may_register_a_students_run(users, victim):
     name = f"{TEACHER}.{uuid.uuid4().hex[:6]}"
     ok(teacher.post("registered-models/create", name=name))
     ok(teacher.post("model-versions/create", name=name, source=f"runs:/{victim['run']}/model", run_id=victim["run"]))
+
+
+def endpoints_that_take_an_id(stack, victim):
+    """(method, path, params) of MLflow endpoints that take an experiment id, run id, model name or artifact
+    path, each pointed at student A's work."""
+    experiment, run, model = victim["experiment"], victim["run"], victim["model"]
+    artifacts = f"{stack.url('mlflow')}/api/2.0/mlflow-artifacts/artifacts/{experiment}/{run}/artifacts/model/weights.txt"
+    return {
+        "get experiment": ("GET", "experiments/get", {"experiment_id": experiment}),
+        "get experiment by name": ("GET", "experiments/get-by-name", {"experiment_name": model}),
+        "search runs": ("POST", "runs/search", {"experiment_ids": [experiment]}),
+        "get run": ("GET", "runs/get", {"run_id": run}),
+        "metric history": ("GET", "metrics/get-history", {"run_id": run, "metric_key": "loss"}),
+        "list artifacts": ("GET", "artifacts/list", {"run_id": run, "path": "model"}),
+        "set a tag": ("POST", "runs/set-tag", {"run_id": run, "key": "graded", "value": "no"}),
+        "create a run in it": ("POST", "runs/create", {"experiment_id": experiment}),
+        "get the model": ("GET", "registered-models/get", {"name": model}),
+        "get a model version's files": ("GET", "model-versions/get-artifact",
+                                        {"name": model, "version": "1", "path": "weights.txt"}),
+        "the artifact proxy": ("GET", artifacts, {}),
+    }
+
+
+def call(api, method, path, params):
+    url = path if path.startswith("http") else f"{api.url}/api/2.0/mlflow/{path}"
+    if method == "GET":
+        return requests.get(url, params=params, auth=api.auth, timeout=30)
+    return requests.post(url, json=params, auth=api.auth, timeout=30)
+
+
+def test_another_student_is_refused_every_endpoint_that_takes_an_id(users, stack, victim):
+    a, b = Api(users[STUDENT_A]), Api(users[STUDENT_B])
+    ok(a.post("model-versions/create", name=victim["model"], source=f"runs:/{victim['run']}/model", run_id=victim["run"]))
+    for how, (method, path, params) in endpoints_that_take_an_id(stack, victim).items():
+        owner, intruder = call(a, method, path, params), call(b, method, path, params)
+        assert owner.status_code == 200, (how, owner.status_code, owner.text[:300])
+        assert intruder.status_code == 403, (how, intruder.status_code, intruder.text[:300])
