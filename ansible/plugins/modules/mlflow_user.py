@@ -192,22 +192,37 @@ def managers(listed):
     return found
 
 
-def claims(api, listed, name):
-    """What already holds the names of user `name`: one phrase each, with who manages it."""
-    found = [f"account {name}"] if any(user["username"] == name for user in listed) else []
+def every(api, method, path, key, **query):
+    """Every item of a paged MLflow search."""
+    items, token = [], None
+    while True:
+        answer = api.call(method, path, max_results=1000, **query, **({"page_token": token} if token else {}))
+        items += answer.get(key, [])
+        token = answer.get("next_page_token")
+        if not token:
+            return items
+
+
+def claims(api, listed, names):
+    """What already holds each user's names (the name, or the name, a dot and anything): user name to one
+    phrase each, with who manages it. Reads every experiment and registered model once, not per user."""
     owners = managers(listed)
+    experiments = every(api, "POST", "2.0/mlflow/experiments/search", "experiments", view_type="ALL")
+    models = every(api, "GET", "2.0/mlflow/registered-models/search", "registered_models")
 
     def owner(kind, key):
         return ", ".join(sorted(owners.get((kind, key), []))) or "nobody"
 
-    for query in (f"name = '{name}'", f"name LIKE '{name}.%'"):
-        experiments = api.call("POST", "2.0/mlflow/experiments/search", filter=query, max_results=100,
-                               view_type="ALL").get("experiments", [])
-        found += [f"experiment {e['name']} (managed by {owner('experiment', e['experiment_id'])})" for e in experiments]
-        models = api.call("GET", "2.0/mlflow/registered-models/search", filter=query,
-                          max_results=100).get("registered_models", [])
-        found += [f"registered model {m['name']} (managed by {owner('registered_model', m['name'])})" for m in models]
-    return found
+    def theirs(name, item_name):
+        return item_name == name or item_name.startswith(name + ".")
+
+    accounts = {user["username"] for user in listed}
+    return {name: ([f"account {name}"] if name in accounts else [])
+            + [f"experiment {e['name']} (managed by {owner('experiment', e['experiment_id'])})"
+               for e in experiments if theirs(name, e["name"])]
+            + [f"registered model {m['name']} (managed by {owner('registered_model', m['name'])})"
+               for m in models if theirs(name, m["name"])]
+            for name in names}
 
 
 def role_ids(api, workspace):
@@ -297,8 +312,8 @@ def main():
         module.fail_json(msg=f"cannot list the users: {one_line(error)}")
     if present and params["new_only"]:
         try:
-            taken = [f"{user['username']}: {', '.join(found)}" for user in users
-                     if (found := claims(api, listed, user["username"]))]
+            found = claims(api, listed, [user["username"] for user in users])
+            taken = [f"{name}: {', '.join(phrases)}" for name, phrases in found.items() if phrases]
         except Exception as error:  # pylint: disable=broad-except
             module.fail_json(msg=f"cannot search the experiments and models: {one_line(error)}")
         if taken:
