@@ -60,7 +60,7 @@ def main():
     stack = load_stack()
     db = {"host": stack.host, "port": stack.settings["database_port"], "user": "root",
           "password": stack.secret("database_root_password")}
-    conn = pymysql.connect(**{k: v for k, v in db.items()}, autocommit=True)
+    conn = pymysql.connect(**db, autocommit=True)
     schemas = [f"bench_mlflow_{uuid.uuid4().hex[:8]}" for _ in range(4)]
     admin = ("bench-admin", uuid.uuid4().hex)
     results = {}

@@ -17,9 +17,13 @@ def manage(*args, check=True):
     return ansible_playbook("playbooks/manage_users.yml", *args, check=check)
 
 
+def root_sql(stack, database=None):
+    """A connection to the stack's database as root."""
+    return pymysql.connect(host=stack.host, port=stack.settings["database_port"], user="root",
+                           password=stack.secret("database_root_password"), database=database)
+
+
 def user_rows(stack):
-    conn = pymysql.connect(host=stack.host, port=stack.settings["database_port"], user="root",
-                           password=stack.secret("database_root_password"), database="stack_management")
-    with conn, conn.cursor() as cur:
+    with root_sql(stack, "stack_management") as conn, conn.cursor() as cur:
         cur.execute("SELECT username, role FROM users ORDER BY username")
         return cur.fetchall()

@@ -12,7 +12,7 @@ from minio.credentials import StaticProvider
 from minio.error import MinioAdminException
 
 from mlops_stack.stackenv import REPO, user_s3
-from roster import STUDENT_B, manage, user_rows
+from roster import STUDENT_B, manage, root_sql, user_rows
 from zenml_client import zenml_as
 
 
@@ -29,16 +29,13 @@ def as_zenml_admin(stack, code):
 
 def nothing_of(stack, name):
     """What any service holds of user `name` (empty when the add changed nothing)."""
-    import pymysql
     import requests
     found = []
     if (name, "developer") in user_rows(stack):
         found.append("row")
     if (REPO / "credentials" / "users" / name).exists():
         found.append("password folder")
-    conn = pymysql.connect(host=stack.host, port=stack.settings["database_port"], user="root",
-                           password=stack.secret("database_root_password"))
-    with conn, conn.cursor() as cur:
+    with root_sql(stack) as conn, conn.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM mysql.user WHERE User = %s", (name,))
         found += ["database account"] * cur.fetchone()[0]
     answer = requests.get(f"{stack.url('mlflow')}/api/2.0/mlflow/users/get", params={"username": name}, timeout=30,

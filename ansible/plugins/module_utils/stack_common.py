@@ -1,4 +1,5 @@
-"""What every module of the stack shares, whatever the service: the batch form of its input and one-line errors."""
+"""What every module of the stack shares, whatever the service: the batch form of its input, one-line errors and
+the refusal of new_only."""
 
 
 def batch_items(params, option, fields):
@@ -23,3 +24,8 @@ def one_line(error, limit=500):
     if not text and isinstance(error, BaseException):
         text = type(error).__name__
     return text[:limit]
+
+
+def already_taken(service, taken):
+    """The one line a module fails with when new_only finds what already holds the new names (one phrase each)."""
+    return f"{service}: already taken, nothing was changed - {'; '.join(taken)}"

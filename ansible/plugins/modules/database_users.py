@@ -98,7 +98,7 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.database_common import (database_argument_spec, database_connect,
                                                   error_message, password_works)
-from ansible.module_utils.stack_common import batch_items
+from ansible.module_utils.stack_common import already_taken, batch_items
 
 NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 SCHEMA = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -250,7 +250,7 @@ def main():
         if present and module.params["new_only"]:
             taken = [f"{user['name']}: {', '.join(found)}" for user in users if (found := claims(cursor, user))]
             if taken:
-                module.fail_json(msg=f"database: already taken, nothing was changed - {'; '.join(taken)}", changes=[])
+                module.fail_json(msg=already_taken("database", taken), changes=[])
         for user in users:
             try:
                 before[user["name"]], after[user["name"]] = ensure_user(module, cursor, user, present, changes)

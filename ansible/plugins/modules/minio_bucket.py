@@ -128,7 +128,7 @@ buckets:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.minio_common import admin_json, error_message, minio_argument_spec, minio_connect
-from ansible.module_utils.stack_common import batch_items
+from ansible.module_utils.stack_common import already_taken, batch_items
 
 RULE_ID = "stack-expiry"
 BUCKET = dict(  # one bucket: the single form's options and the suboptions of `buckets`
@@ -246,11 +246,11 @@ def main():
     client, admin = minio_connect(module)
     if params["state"] == "present" and params["new_only"]:
         try:
-            taken = [spec["name"] for spec in buckets if client.bucket_exists(spec["name"])]
+            taken = [f"bucket {spec['name']}" for spec in buckets if client.bucket_exists(spec["name"])]
         except Exception as error:  # pylint: disable=broad-except
             module.fail_json(msg=f"cannot read the buckets: {error_message(error)}")
         if taken:
-            module.fail_json(msg=f"object store: already taken, nothing was changed - bucket {', bucket '.join(taken)}")
+            module.fail_json(msg=already_taken("object store", taken))
     changed, results, diff = False, {}, dict(before={}, after={})
     for spec in buckets:
         name = spec["name"]

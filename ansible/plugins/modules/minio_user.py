@@ -134,7 +134,7 @@ secrets_changed:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.minio_common import (admin_error_code, admin_json, error_message, minio_argument_spec,
                                                minio_connect)
-from ansible.module_utils.stack_common import batch_items
+from ansible.module_utils.stack_common import already_taken, batch_items
 
 AUTH_ERRORS = ("InvalidAccessKeyId", "SignatureDoesNotMatch")
 # What MinIO answers (info-service-account) for an access key that is no service account.
@@ -249,7 +249,7 @@ def main():
         except Exception as error:  # pylint: disable=broad-except
             module.fail_json(msg=f"cannot read the users: {error_message(error)}")
         if taken:
-            module.fail_json(msg=f"object store: already taken, nothing was changed - {'; '.join(taken)}")
+            module.fail_json(msg=already_taken("object store", taken))
     changed, results, secrets, diff = False, {}, [], dict(before={}, after={})
     for spec in users:
         name = spec["access_key"]

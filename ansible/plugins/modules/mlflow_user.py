@@ -130,7 +130,7 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.mlflow_common import MlflowApi, mlflow_argument_spec
-from ansible.module_utils.stack_common import batch_items, one_line
+from ansible.module_utils.stack_common import already_taken, batch_items, one_line
 
 USERS = "2.0/mlflow/users"
 # MLflow's hidden role holding one user's own permissions (MANAGE on what the user created).
@@ -317,7 +317,7 @@ def main():
         except Exception as error:  # pylint: disable=broad-except
             module.fail_json(msg=f"cannot search the experiments and models: {one_line(error)}")
         if taken:
-            module.fail_json(msg=f"MLflow: already taken, nothing was changed - {'; '.join(taken)}")
+            module.fail_json(msg=already_taken("MLflow", taken))
     for user in users:
         name = user["username"]
         try:

@@ -145,7 +145,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.stack_common import batch_items, one_line
+from ansible.module_utils.stack_common import already_taken, batch_items, one_line
 from ansible.module_utils.zenml_common import zenml_argument_spec
 
 KEY_NAME = "ci"
@@ -198,15 +198,10 @@ class Known:
             for start in range(0, len(wanted), self.CHUNK):
                 query = getattr(models, filter_name)(name="oneof:" + json.dumps(wanted[start:start + self.CHUNK]),
                                                      size=self.CHUNK)
-                while True:  # more pages than one where components of several types share a name
-                    # Hydrated here: a lazy model would hydrate itself through the process's default store, not this one.
-                    page = getattr(admin.rest, lister)(query, hydrate=True)
-                    for item in page.items:
-                        self.items.setdefault(self.key(kind, item.name, item.type.value if kind == "component" else None),
-                                              []).append(item)
-                    if page.index >= page.total_pages:
-                        break
-                    query.page = page.index + 1
+                # More pages than one where components of several types share a name.
+                for item in every(getattr(admin.rest, lister), query):
+                    self.items.setdefault(self.key(kind, item.name, item.type.value if kind == "component" else None),
+                                          []).append(item)
 
     @staticmethod
     def key(kind, name, component_type=None):
@@ -242,7 +237,8 @@ def conflicts(known, user, new_only=False):
 
 
 def every(lister, query):
-    """Every item of a paged list."""
+    """Every item of a paged list. Hydrated here: a lazy model would hydrate itself through the process's
+    default store, not the connection that listed it."""
     while True:
         page = lister(query, hydrate=True)
         yield from page.items
@@ -508,8 +504,7 @@ def main():
         claimed = [f"{user['name']}: {', '.join(found)}" for user in users
                    if (found := conflicts(known, user, params["new_only"]))]
         if claimed:
-            module.fail_json(msg=f"ZenML: already taken, nothing was changed - {'; '.join(claimed)}",
-                             changes=[], api_keys={})
+            module.fail_json(msg=already_taken("ZenML", claimed), changes=[], api_keys={})
 
     def work(user):
         """One user's changes, the new API key (or None) and the error (or None)."""
