@@ -171,3 +171,18 @@ def test_removing_a_half_made_user_cleans_up(stack):
     manage("--tags", "remove", "-e", "username=it-half", "-e", "confirm=yes")
     assert not folder.exists()
     assert manage("--tags", "remove", "-e", "username=it-half", "-e", "confirm=yes", check=False).returncode != 0
+
+
+def zenml_config_folders():
+    """The folders zenml_users makes for the ZenML client's configuration (it holds each login's password)."""
+    import glob
+    import os
+    import tempfile
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "zenml-users-*"))
+               + glob.glob(os.path.expanduser("~/.ansible/tmp/**/zenml-users-*"), recursive=True))
+
+
+def test_adding_and_removing_leave_no_login_in_the_temp_dir(users, stack):
+    before = zenml_config_folders()
+    add_then_remove(stack, "it-tmp1")
+    assert zenml_config_folders() - before == set()

@@ -140,6 +140,7 @@ api_keys:
 import functools
 import json
 import os
+import shutil
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -479,10 +480,20 @@ def main():
         users = batch_items(params, "users", ["name"])
     except ValueError as error:
         module.fail_json(msg=str(error), changes=[], api_keys={})
-    # The ZenML client keeps a global configuration: give this run a private, throw-away one.
-    os.environ["ZENML_CONFIG_PATH"] = tempfile.mkdtemp(prefix="zenml-users-")
+    # The ZenML client keeps a global configuration, with each login's password or key and token: give this run
+    # a private one (0700), deleted however the run ends (fail_json and exit_json leave through SystemExit).
+    config = tempfile.mkdtemp(prefix="zenml-users-")
+    os.environ["ZENML_CONFIG_PATH"] = config
     os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
     os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "ERROR")
+    try:
+        run(module, users)
+    finally:
+        shutil.rmtree(config, ignore_errors=True)
+
+
+def run(module, users):
+    params = module.params
     try:
         import zenml  # noqa: F401
     except ImportError:
