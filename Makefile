@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# gitlab-ci-local runs extras/gitlab-ci.yml in the tests (4.74+ needs Node 22).
+# gitlab-ci-local runs extras/gitlab-ci.yml in the tests (4.74+ needs Node 22); Debian's chromium is the
+# browser of tests/e2e/test_browser.py.
 TOOLS := .tools
 GITLAB_CI_LOCAL := gitlab-ci-local@4.73.0
 
@@ -33,6 +34,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(TOOLS)/.installed: Makefile
 	command -v rsync >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq rsync; }
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	npm install --silent --no-fund --no-audit --prefix $(TOOLS) $(GITLAB_CI_LOCAL)
 	touch $@
 

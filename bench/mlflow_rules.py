@@ -58,7 +58,7 @@ def main():
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
     stack = load_stack()
-    db = {"host": stack.host, "port": stack.settings["database_port"], "user": "root",
+    db = {"host": stack.db_host, "port": stack.db_port, "user": "root",
           "password": stack.secret("database_root_password")}
     conn = pymysql.connect(**db, autocommit=True)
     schemas = [f"bench_mlflow_{uuid.uuid4().hex[:8]}" for _ in range(4)]

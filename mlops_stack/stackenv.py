@@ -55,21 +55,52 @@ class Stack:
     settings: dict
     services: dict
     credentials: Path
-    host: str = "127.0.0.1"
 
     def secret(self, name: str) -> str:
         return (self.credentials / name).read_text().strip()
 
     def url(self, service: str) -> str:
-        """The URL this machine reaches a service at, e.g. url("mlflow")."""
-        return self.services[service]["local_url"]
+        """The URL users reach a service at, through the proxy over TLS, e.g. url("mlflow")."""
+        return self.services[service]["url"]
+
+    def direct_url(self, service: str) -> str:
+        """The URL of the service itself on the stack network (plain HTTP; only this machine reaches it)."""
+        port = self.services[service]["ports"][0]["internal"]
+        return f"http://{self.address(service)}:{port}"
+
+    def address(self, service: str) -> str:
+        """The container's address on the stack network now (Docker may change it on a restart)."""
+        network = self.settings["stack_network_name"]
+        return subprocess.run(["docker", "inspect", "--format",
+                               f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}',
+                               self.container(service)], capture_output=True, text=True, check=True).stdout.strip()
+
+    @property
+    def db_host(self) -> str:
+        """Where this machine reaches the database (not published: its address on the stack network)."""
+        return self.address("database")
+
+    @property
+    def db_port(self) -> int:
+        return self.services["database"]["ports"][0]["internal"]
+
+    @property
+    def ca_file(self) -> str:
+        """The CA certificate clients verify the proxy with (handed out with the users' files)."""
+        return self.settings["proxy_ca_file"]
+
+    def tls_env(self) -> dict:
+        """The variables that make every client the project ships verify the proxy with the stack's CA,
+        as a user's file sets them (plus requests' own, for plain HTTP clients)."""
+        return {name: self.ca_file for name in ("AWS_CA_BUNDLE", "MLFLOW_TRACKING_SERVER_CERT_PATH",
+                                                "ZENML_STORE_VERIFY_SSL", "REQUESTS_CA_BUNDLE")}
 
     def container(self, service: str) -> str:
         return self.services[service]["container"]
 
     def containers(self) -> list:
-        """The containers of the services users reach (each with a URL), in start order."""
-        return [service["container"] for service in self.services.values() if "url" in service]
+        """The containers of the stack's services (each with resource limits), in start order."""
+        return [service["container"] for service in self.services.values() if "limits" in service]
 
 
 def user_env(name: str) -> dict:

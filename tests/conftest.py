@@ -59,4 +59,7 @@ def stack(request):
     """The running stack; brought up by run_server.yml unless STACK_REUSE=1 (development only)."""
     if os.environ.get("STACK_REUSE") != "1":
         request.getfixturevalue("stack_run")
-    return load_stack()
+    stack = load_stack()
+    # Every client verifies the proxy's certificate, as a user's file makes them do.
+    os.environ.update(stack.tls_env())
+    return stack

@@ -19,7 +19,7 @@ def manage(*args, check=True):
 
 def root_sql(stack, database=None):
     """A connection to the stack's database as root."""
-    return pymysql.connect(host=stack.host, port=stack.settings["database_port"], user="root",
+    return pymysql.connect(host=stack.db_host, port=stack.db_port, user="root",
                            password=stack.secret("database_root_password"), database=database)
 
 

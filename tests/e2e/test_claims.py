@@ -7,6 +7,7 @@ import urllib.parse
 import uuid
 
 import pytest
+import urllib3
 from minio import MinioAdmin
 from minio.credentials import StaticProvider
 from minio.error import MinioAdminException
@@ -18,8 +19,9 @@ from zenml_client import zenml_as
 
 def admin_minio(stack, access_key=None, secret_key=None):
     url = urllib.parse.urlparse(stack.url("object_store"))
-    return MinioAdmin(endpoint=url.netloc, secure=False, credentials=StaticProvider(
-        access_key or stack.settings["object_store_root_user"], secret_key or stack.secret("object_store_root_password")))
+    return MinioAdmin(endpoint=url.netloc, http_client=urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=stack.ca_file),
+                      credentials=StaticProvider(access_key or stack.settings["object_store_root_user"],
+                                                 secret_key or stack.secret("object_store_root_password")))
 
 
 def as_zenml_admin(stack, code):
@@ -186,3 +188,13 @@ def test_adding_and_removing_leave_no_login_in_the_temp_dir(users, stack):
     before = zenml_config_folders()
     add_then_remove(stack, "it-tmp1")
     assert zenml_config_folders() - before == set()
+
+
+def test_the_zenml_jobs_results_are_private_and_deleted(users, stack):
+    """The async ZenML jobs' result files hold new API keys: their folder is the play user's alone (other
+    users of the server cannot read a result even while a job runs), and every result is deleted."""
+    import os
+    folder = os.path.expanduser(f"~/.ansible_async_{stack.settings['stack_name']}")
+    add_then_remove(stack, "it-tmp2")
+    assert os.stat(folder).st_mode & 0o777 == 0o700
+    assert os.listdir(folder) == []

@@ -4,6 +4,7 @@ Each test stands alone (what tests share comes from fixtures); the file puts the
 the restarts, then the re-runs of the play.
 """
 import contextlib
+import json
 import stat
 import subprocess
 import uuid
@@ -20,7 +21,7 @@ RUN_ID = uuid.uuid4().hex[:8]
 
 
 def db(stack, **kwargs):
-    return pymysql.connect(host=stack.host, port=stack.settings["database_port"], user="root",
+    return pymysql.connect(host=stack.db_host, port=stack.db_port, user="root",
                            password=stack.secret("database_root_password"), **kwargs)
 
 
@@ -62,6 +63,25 @@ def test_containers_follow_the_conventions(stack):
         assert network == stack.settings["stack_network_name"], name
 
 
+def test_containers_are_hardened(stack):
+    """No service process runs as root, none gains privileges, each has a PIDs limit, no capability beyond
+    what it needs (the database's entry point: what it takes to set up its folder and switch user), and a
+    rotated log."""
+    for name in stack.containers():
+        host = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .HostConfig}}", name],
+                                         capture_output=True, text=True, check=True).stdout)
+        assert "no-new-privileges" in (host["SecurityOpt"] or []), name
+        assert host["PidsLimit"] and host["PidsLimit"] > 0, name
+        assert host["CapDrop"] == ["ALL"], name
+        assert set(host["CapAdd"] or []) <= ({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}
+                                             if name == stack.container("database") else set()), name
+        assert host["LogConfig"]["Type"] == "json-file" and host["LogConfig"]["Config"]["max-size"], name
+        lines = subprocess.run(["docker", "top", name, "-o", "pid,uid"], capture_output=True, text=True,
+                               check=True).stdout.splitlines()[1:]
+        users = [line.split()[1] for line in lines]
+        assert users and "0" not in users, f"{name} runs processes as root: {users}"
+
+
 def test_credentials_are_private(stack):
     files = [p for p in stack.credentials.iterdir() if p.is_file() and p.name != ".gitkeep"]
     assert len(files) >= 8
@@ -88,7 +108,7 @@ def test_sql_through_pymysql(stack):
 def test_the_administrator_has_an_account_in_every_service(stack):
     """ZenML and MLflow admin rights are checked by the tests below, which log in as this account."""
     admin, password = stack.settings["stack_admin_username"], stack.secret("stack_admin_password")
-    conn = pymysql.connect(host=stack.host, port=stack.settings["database_port"], user=admin, password=password)
+    conn = pymysql.connect(host=stack.db_host, port=stack.db_port, user=admin, password=password)
     with conn, conn.cursor() as cur:
         cur.execute("SHOW GRANTS")
         assert "ALL PRIVILEGES ON *.*" in cur.fetchall()[0][0]
@@ -99,7 +119,7 @@ def test_the_administrator_has_an_account_in_every_service(stack):
 
 def test_database_refuses_a_wrong_password(stack):
     with pytest.raises(pymysql.err.OperationalError):
-        pymysql.connect(host=stack.host, port=stack.settings["database_port"], user="root",
+        pymysql.connect(host=stack.db_host, port=stack.db_port, user="root",
                         password="wrong-password")
 
 

@@ -19,17 +19,21 @@ def inventory_with(tmp_path, **host_vars):
 
 
 def test_an_inventory_setting_reaches_both_playbooks(stack, tmp_path):
-    port = stack.settings["database_port"]
-    # Positive control: without the override both playbooks use the stack's own port.
+    port = stack.settings["mlflow_server_port"]
+    # Positive control: without the override run_server.yml uses the stack's own port.
     server = ansible_playbook("playbooks/run_server.yml", "--check", "--tags", "preflight")
-    assert f"database: {port}" in server.stdout
-    moved = inventory_with(tmp_path, database_port=3399)
+    assert f"mlflow: {port}" in server.stdout
+    moved = inventory_with(tmp_path, mlflow_server_port=3399)
     server = ansible_playbook("playbooks/run_server.yml", "-i", moved, "--check", "--tags", "preflight")
-    assert "database: 3399" in server.stdout and f"database: {port}" not in server.stdout
-    users = ansible_playbook("playbooks/manage_users.yml", "-i", moved, "--tags", "add", "-e", "username=probe",
+    assert "mlflow: 3399" in server.stdout and f"mlflow: {port}" not in server.stdout
+    # manage_users.yml looks for the database of the stack named in the inventory, which does not run.
+    (tmp_path / "other").mkdir()
+    renamed = inventory_with(tmp_path / "other", stack_name="elsewhere")
+    users = ansible_playbook("playbooks/manage_users.yml", "-i", renamed, "--tags", "add", "-e", "username=probe",
                              "--check", check=False)
     assert users.returncode != 0
-    assert "Cannot read the stack's users from the database at 127.0.0.1:3399" in words(users.stdout), users.stdout[-3000:]
+    assert "Cannot read the stack's users from the database at elsewhere-database:3306" in words(users.stdout), \
+        users.stdout[-3000:]
 
 
 def test_an_unknown_key_in_stack_yml_stops_every_play(stack):

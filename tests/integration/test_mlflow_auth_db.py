@@ -4,7 +4,7 @@ Each test works in its own scratch schemas (it_mlflow_<random>), dropped afterwa
 against the stack's database while the stack is in use. Which database:
 
 - by default the stack's (the `stack` fixture: brought up by run_server.yml, or reused with
-  STACK_REUSE=1), as root with credentials/database_root_password on 127.0.0.1:database_port;
+  STACK_REUSE=1), as root with credentials/database_root_password at its address on the stack network;
 - or any server given by MLFLOW_IT_DB_HOST, MLFLOW_IT_DB_PORT (3306), MLFLOW_IT_DB_USER (root) and
   MLFLOW_IT_DB_PASSWORD or MLFLOW_IT_DB_PASSWORD_FILE; the user needs CREATE and DROP on any schema:
 
@@ -44,7 +44,7 @@ def db(request):
         return {"host": os.environ["MLFLOW_IT_DB_HOST"], "port": int(os.environ.get("MLFLOW_IT_DB_PORT", 3306)),
                 "user": os.environ.get("MLFLOW_IT_DB_USER", "root"), "password": password}
     stack = request.getfixturevalue("stack")
-    return {"host": stack.host, "port": int(stack.settings.get("database_port", 3306)), "user": "root",
+    return {"host": stack.db_host, "port": stack.db_port, "user": "root",
             "password": stack.secret("database_root_password")}
 
 

@@ -68,7 +68,7 @@ def target_from_stack(stack) -> Target:
         url=stack.url("zenml"),
         username=settings.get("zenml_server_admin_username", settings.get("stack_admin_username", "stackadmin")),
         password=stack.secret("zenml_server_admin_password"),
-        db_host=stack.host, db_port=int(settings.get("database_port", 3306)),
+        db_host=stack.db_host, db_port=stack.db_port,
         db_root_password=stack.secret("database_root_password"),
         db_user=settings.get("zenml_server_database_user", "zenml"),
         db_password=stack.secret("zenml_server_db_password"),

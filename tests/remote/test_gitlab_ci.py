@@ -1,8 +1,9 @@
 """The remote scenario: extras/gitlab-ci.yml executed for real by gitlab-ci-local with the Docker executor.
 
-The job runs in the stack's job image, on the stack's network, inside the CPU and memory limits that
-runners.yml gives the CPU runner, with the CI/CD variables a student pastes from their credentials file
-(never root's). It must leave the run in MLflow under the student's name, the artifacts in the student's
+The job runs in the stack's job image, on the jobs' network (apart from the services, which it reaches through the
+proxy over TLS, at the address the credentials file names), inside the CPU and memory limits that runners.yml
+gives the CPU runner, with the CI/CD variables a student pastes from their credentials file (never root's) and
+the CA certificate the stack's runners mount into every job. It must leave the run in MLflow under the student's name, the artifacts in the student's
 bucket and the pipeline run on the ZenML server in the student's own stack.
 """
 import importlib.util
@@ -42,20 +43,9 @@ def job_image(stack):
 
 
 @pytest.fixture(scope="module")
-def gateway(stack):
-    """An address of this machine that both this process and job containers on the stack network reach,
-    as a real server's public name is: the stack network's gateway."""
-    network = stack.settings["stack_network_name"]
-    return subprocess.run(["docker", "network", "inspect", network, "--format",
-                           "{{range .IPAM.Config}}{{.Gateway}}{{end}}"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-
-
-@pytest.fixture(scope="module")
-def students(stack, gateway):
+def students(stack):
     for name in (STUDENT, OTHER):
-        ansible_playbook("playbooks/manage_users.yml", "--tags", "add", "-e", f"username={name} role=developer",
-                         "-e", f"stack_public_host={gateway}")
+        ansible_playbook("playbooks/manage_users.yml", "--tags", "add", "-e", f"username={name} role=developer")
     yield {name: user_env(name) for name in (STUDENT, OTHER)}
     for name in (STUDENT, OTHER):
         ansible_playbook("playbooks/manage_users.yml", "--tags", "remove", "-e", f"username={name}",
@@ -72,7 +62,7 @@ def project(tmp_path_factory, students):
     template = (REPO / "extras/gitlab-ci.yml").read_text()
     assert "tags: [gpu]" in template
     (root / ".gitlab-ci.yml").write_text(template.replace("tags: [gpu]", "tags: [cpu]"))
-    (root / ".gitlab-ci-local-variables.yml").write_text(yaml.safe_dump(students[STUDENT]))
+    (root / ".gitlab-ci-local-variables.yml").write_text(yaml.safe_dump(ci_variables(STUDENT)))
     (root / ".gitignore").write_text(".gitlab-ci-local*\n")
     git = ["git", "-c", "user.name=Kim", "-c", "user.email=kim@example.org"]
     for command in (["init", "-q", "-b", "main"], ["remote", "add", "origin", "https://gitlab.example.org/kim/mnist.git"],
@@ -81,17 +71,30 @@ def project(tmp_path_factory, students):
     return root
 
 
+def ci_variables(name):
+    """The CI/CD variables the header of the student's credentials file tells them to add, with their values."""
+    text = (REPO / "credentials" / f"{name}.env").read_text()
+    names = next(line for line in text.splitlines() if line.startswith("# CI_VARIABLES=")).split("=", 1)[1].split()
+    return {key: user_env(name)[key] for key in names}
+
+
 def run_job(project, stack, image):
-    """gitlab-ci-local runs the train job; every container it creates gets the CPU runner's limits."""
+    """gitlab-ci-local runs the train job; every container it creates gets the CPU runner's limits, dropped
+    capabilities and no-new-privileges."""
     limits = cpu_runner_limits()
     docker = project.parent / "docker-as-runner"
-    docker.write_text("#!/bin/bash\n# docker, with the CPU runner's limits on every container\n"
+    fences = " ".join([f"--cap-drop {cap}" for cap in limits["cap_drop"]]
+                      + [f"--security-opt {option}" for option in limits["security_opt"]])
+    docker.write_text("#!/bin/bash\n# docker, with the CPU runner's limits and fences on every container\n"
                       'if [ "$1" = create ] || [ "$1" = run ]; then command=$1; shift\n'
                       f'  exec docker "$command" --cpus {limits["cpus"]} --memory {limits["memory"]} '
-                      f'--memory-swap {limits["memory_swap"]} "$@"\nfi\nexec docker "$@"\n')
+                      f'--memory-swap {limits["memory_swap"]} {fences} "$@"\nfi\nexec docker "$@"\n')
     docker.chmod(0o755)
     return subprocess.run(
-        [str(GITLAB_CI_LOCAL), "--network", stack.settings["stack_network_name"], "--helper-image", image,
+        [str(GITLAB_CI_LOCAL), "--network", stack.settings["stack_jobs_network_name"], "--helper-image", image,
+         # As the stack's runners do (gitlab_runner_runners' ca_file): the CA mounted, the variables naming it.
+         "--volume", f"{stack.ca_file}:{gitlab_runner.JOB_CA_FILE}:ro",
+         *[arg for name in gitlab_runner.JOB_CA_VARIABLES for arg in ("--variable", f"{name}={gitlab_runner.JOB_CA_FILE}")],
          "--pull-policy", "if-not-present", "--container-executable", str(docker), "train"],
         cwd=project, capture_output=True, text=True, timeout=1800)
 

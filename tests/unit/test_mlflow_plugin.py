@@ -45,3 +45,25 @@ def test_the_installed_mlflow_has_what_the_plugin_uses():
 def test_the_plugin_is_an_mlflow_app():
     entry = (PLUGIN / "mlops_mlflow_auth-1.0.dist-info" / "entry_points.txt").read_text()
     assert "[mlflow.app]\nmlops-auth = mlops_mlflow_auth:create_app" in entry
+
+
+def test_failed_sign_ins_are_throttled_per_client(monkeypatch):
+    """Rule 3 on a bare Flask app: a client's 401s count, its next request with credentials gets 429 at the
+    limit, another client is not affected, and requests without credentials are never throttled."""
+    from flask import Flask
+    app = Flask("probe")
+    monkeypatch.setattr(plugin, "LOGIN_FAILURES_PER_MINUTE", 3)
+    monkeypatch.setattr(plugin, "_failures", {})
+    app.before_request(plugin.throttle)
+    app.after_request(plugin.count_failure)
+    app.add_url_rule("/", "index", lambda: ("no", 401))
+    client = app.test_client()
+    attacker = {"X-Forwarded-For": "203.0.113.7", "Authorization": "Basic YTpi"}
+    other = {"X-Forwarded-For": "203.0.113.8", "Authorization": "Basic YTpi"}
+    assert [client.get("/", headers=attacker).status_code for _ in range(4)] == [401, 401, 401, 429]
+    assert client.get("/", headers=attacker).headers["Retry-After"].isdigit()
+    assert client.get("/", headers=other).status_code == 401
+    assert client.get("/", headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 401
+    # A minute later the attacker's failures have expired.
+    monkeypatch.setattr(plugin.time, "monotonic", lambda real=plugin.time.monotonic: real() + 61)
+    assert client.get("/", headers=attacker).status_code == 401

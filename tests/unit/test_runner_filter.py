@@ -69,7 +69,29 @@ def test_limits_are_carried(name, memory, cpus, limit):
     assert riemers["concurrent_specific"] == str(limit)
     assert riemers["extra_configs"]["runners.docker"] == {
         key: value for key, value in runner["docker"].items()
-        if key in ("memory", "memory_swap", "cpus", "gpus")}
+        if key in ("memory", "memory_swap", "cpus", "gpus", "cap_drop", "security_opt", "allowed_images")}
+
+
+@pytest.mark.parametrize("name", ["gpu", "cpu"])
+def test_jobs_are_fenced_in_by_default(name):
+    """Every job container: no raw sockets and the other capabilities a training job does not need, no new
+    privileges, and only the runner's own image."""
+    _, parsed = config()
+    docker = by_name(parsed["runners"])[name]["docker"]
+    assert "NET_RAW" in docker["cap_drop"] and "MKNOD" in docker["cap_drop"]
+    assert docker["security_opt"] == ["no-new-privileges"]
+    assert docker["allowed_images"] == [docker["image"]]
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("cap_drop", "NET_RAW", "cap_drop must be a list of capability names"),
+    ("cap_drop", ["net raw"], "cap_drop must be a list of capability names"),
+    ("allowed_images", [], "allowed_images must be a non-empty list"),
+])
+def test_bad_hardening_keys_are_named(key, value, message):
+    runner = {**RUNNERS[0], key: value}
+    with pytest.raises(AnsibleFilterError, match=message):
+        gitlab_runner.check_runner(runner)
 
 
 def test_gpu_runner_extras():

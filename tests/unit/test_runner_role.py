@@ -131,10 +131,11 @@ def test_skips_when_one_token_is_missing(play):
 # Configured
 
 
-def test_registers_with_tokens_from_environment_and_file(play):
+def test_registers_with_tokens_from_environment_and_file(play, tmp_path):
     (play.credentials / "gitlab_runner_cpu.token").write_text(TOKENS["cpu"] + "\n")
+    (play.credentials / "mlops-ca.crt").write_text("the stack's CA certificate\n")
     result = play("-vvv", "-e", f"gitlab_runner_url={URL}", "-e", "gitlab_runner_check_gpu=false",
-                  env=token_env(gpu=TOKENS["gpu"]))
+                  "-e", f"gitlab_runner_config_dir={tmp_path / 'runner'}", env=token_env(gpu=TOKENS["gpu"]))
     assert result.returncode == 0, result.stdout[-3000:]
     assert not any(token in result.stdout + result.stderr for token in TOKENS.values())
     given = json.loads(result.recorded.read_text())
@@ -147,6 +148,12 @@ def test_registers_with_tokens_from_environment_and_file(play):
     assert runners["gpu"]["extra_configs"]["runners.docker"]["gpus"] == "all"
     assert "gpus" not in runners["cpu"]["extra_configs"]["runners.docker"]
     assert "maximum job timeout 14400 s" in result.text
+    # Every job gets the stack's CA certificate, read-only, and the variables that make its clients use it.
+    assert (tmp_path / "runner" / "ca.crt").read_text() == "the stack's CA certificate\n"
+    for runner in runners.values():
+        assert f"{tmp_path / 'runner' / 'ca.crt'}:/etc/mlops-stack/ca.crt:ro" in runner["docker_volumes"]
+        assert "AWS_CA_BUNDLE=/etc/mlops-stack/ca.crt" in runner["env_vars"]
+        assert runner["docker_network_mode"] == "mlops-jobs"
 
 
 @pytest.mark.parametrize("token", ["GR1348941oldregistrationtoken", "glpat-personalaccesstoken"])
@@ -163,6 +170,21 @@ def test_gpu_runners_need_the_nvidia_toolkit(play):
     assert result.returncode != 0
     assert "Runner(s) gpu ask for GPUs, but the NVIDIA Container Toolkit is not installed" in result.text
     assert not result.recorded.exists()
+
+
+@pytest.mark.parametrize("version, refused", [("1.17.7", True), ("1.17.8", False), ("1.18.0", False)])
+def test_gpu_runners_need_a_toolkit_with_the_cve_2025_23266_fix(play, tmp_path, version, refused):
+    toolkit = tmp_path / "nvidia-ctk"
+    toolkit.write_text(f"#!/bin/sh\necho 'NVIDIA Container Toolkit CLI version {version}'\necho 'commit: abc'\n")
+    toolkit.chmod(0o755)
+    (play.credentials / "mlops-ca.crt").write_text("the stack's CA certificate\n")
+    result = play("-e", f"gitlab_runner_url={URL}", "-e", f'{{"__gitlab_runner_nvidia_toolkit_paths": ["{toolkit}"]}}',
+                  "-e", f"gitlab_runner_config_dir={tmp_path / 'runner'}", env=token_env(**TOKENS))
+    message = (f"The NVIDIA Container Toolkit on localhost is {version}, older than 1.17.8, which fixes "
+               "CVE-2025-23266")
+    assert (result.returncode != 0) == refused, result.stdout[-3000:]
+    assert (message in result.text) == refused
+    assert result.recorded.exists() != refused
 
 
 def test_job_cpus_above_the_machines_processors_are_refused(play):

@@ -17,7 +17,7 @@ from ansible.errors import AnsibleFilterError
 KEYS = {
     "name", "description", "tags", "run_untagged", "protected", "image", "concurrency", "job_timeout",
     "gpus", "memory", "cpus", "shm_size", "privileged", "volumes", "pull_policy", "services_timeout",
-    "network", "environment",
+    "network", "environment", "cap_drop", "allowed_images",
 }
 REQUIRED = ("name", "tags", "image", "memory", "cpus")
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
@@ -28,8 +28,14 @@ PULL_POLICIES = ("always", "if-not-present", "never")
 ENVIRONMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 # GitLab refuses a runner maximum timeout under 10 minutes.
 MIN_JOB_TIMEOUT = 600
+# Capabilities of Docker's default set that a training job does not need: raw sockets (spoofing, sniffing on
+# the jobs' network), device nodes, file capabilities, chroot, binding low ports, audit records.
+CAP_DROP = ["NET_RAW", "MKNOD", "SETFCAP", "SETPCAP", "SYS_CHROOT", "NET_BIND_SERVICE", "AUDIT_WRITE"]
 DEFAULTS = {"run_untagged": False, "protected": False, "concurrency": 1, "job_timeout": 3600,
-            "privileged": False, "volumes": ["/cache"]}
+            "privileged": False, "volumes": ["/cache"], "cap_drop": CAP_DROP}
+# Every job container runs with this, whatever runners.yml says: no privilege gained through setuid binaries.
+SECURITY_OPT = ["no-new-privileges"]
+CAPABILITY = re.compile(r"^[A-Z_]+$")
 TOKEN_PREFIX = "glrt-"
 
 
@@ -151,6 +157,13 @@ def check_runner(runner, index=0, concurrent=None):
     if not isinstance(environment, list) or not all(isinstance(e, str) and ENVIRONMENT.match(e) for e in environment):
         _fail(where, f"environment must be a list of NAME=value strings, got {environment!r}")
     result["environment"] = list(environment)
+    cap_drop = result["cap_drop"]
+    if not isinstance(cap_drop, list) or not all(isinstance(c, str) and CAPABILITY.match(c) for c in cap_drop):
+        _fail(where, f"cap_drop must be a list of capability names such as [NET_RAW], got {cap_drop!r}")
+    # Only the runner's own image unless runners.yml names more (patterns as GitLab's allowed_images).
+    allowed = result.setdefault("allowed_images", [result["image"]])
+    if not isinstance(allowed, list) or not allowed or not all(isinstance(i, str) and i for i in allowed):
+        _fail(where, f"allowed_images must be a non-empty list of image names or patterns, got {allowed!r}")
     if "network" in result and not isinstance(result["network"], str):
         _fail(where, f"network must be a Docker network name or \"\" for Docker's default, got {result['network']!r}")
     if "description" in result and not isinstance(result["description"], str):
@@ -198,7 +211,8 @@ def _network(runner, network):
 def docker_section(runner, network=None):
     """The [runners.docker] settings of one checked runner, in config.toml's names and types."""
     section = {"image": runner["image"], "privileged": runner["privileged"], "volumes": runner["volumes"],
-               "memory": runner["memory"], "memory_swap": runner["memory"], "cpus": runner["cpus"]}
+               "memory": runner["memory"], "memory_swap": runner["memory"], "cpus": runner["cpus"],
+               "cap_drop": runner["cap_drop"], "security_opt": SECURITY_OPT, "allowed_images": runner["allowed_images"]}
     if runner["gpus"]:
         section["gpus"] = runner["gpus"]
     if "shm_size" in runner:
@@ -212,17 +226,28 @@ def docker_section(runner, network=None):
     return section
 
 
-def gitlab_runner_runners(runners, tokens=None, network=None, concurrent=None):
+# Where a job finds the stack's CA certificate (ca_file of gitlab_runner_runners), and the variables that make
+# the clients a job uses verify the proxy with it.
+JOB_CA_FILE = "/etc/mlops-stack/ca.crt"
+JOB_CA_VARIABLES = ("STACK_CA_FILE", "AWS_CA_BUNDLE", "MLFLOW_TRACKING_SERVER_CERT_PATH", "ZENML_STORE_VERIFY_SSL")
+
+
+def gitlab_runner_runners(runners, tokens=None, network=None, concurrent=None, ca_file=None):
     """Filter: runners.yml entries -> riemers.gitlab-runner's gitlab_runner_runners list.
 
     tokens: {runner name: glrt-... token}; each runner needs one. None leaves tokens out (a preview).
     network: Docker network job containers join unless a runner names its own ("" for Docker's default).
     concurrent: the machine's gitlab_runner_concurrent; no runner may allow more jobs than that.
+    ca_file: the stack's CA certificate on the runner's machine: mounted into every job, read-only, and named by
+    the variables of JOB_CA_VARIABLES.
     """
     checked = check_runners(runners, concurrent)
     secrets = check_tokens(checked, tokens) if tokens is not None else {}
     result = []
     for runner in checked:
+        if ca_file:
+            runner = {**runner, "volumes": runner["volumes"] + [f"{ca_file}:{JOB_CA_FILE}:ro"],
+                      "environment": runner["environment"] + [f"{name}={JOB_CA_FILE}" for name in JOB_CA_VARIABLES]}
         docker = docker_section(runner, network)
         item = {
             "name": runner["name"],

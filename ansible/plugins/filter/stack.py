@@ -4,15 +4,20 @@ import difflib
 from ansible.errors import AnsibleFilterError
 
 
-def stack_published_ports(service, bind_address):
-    """docker_container's published_ports of one registry entry: ['<bind>:<published>:<internal>', ...]."""
-    return [f"{bind_address}:{port['published']}:{port['internal']}" for port in service.get("ports", [])]
+def stack_proxy_ports(services, bind_address):
+    """The proxy's published_ports: every public port of the registry, each on the proxy's port numbered as
+    the service's own port on the stack network: ['<bind>:<public>:<internal>', ...]."""
+    return [f"{bind_address}:{port['public']}:{port['internal']}" for port in _public_ports(services)]
 
 
 def stack_service_ports(services):
-    """Every published port of the registry: [{'service', 'container', 'port'}, ...]."""
-    return [{"service": name, "container": service["container"], "port": port["published"]}
-            for name, service in services.items() for port in service.get("ports", [])]
+    """Every public port of the registry: [{'service', 'container', 'port'}, ...]."""
+    return [{"service": name, "container": service["container"], "port": port["public"]}
+            for name, service in services.items() for port in service.get("ports", []) if "public" in port]
+
+
+def _public_ports(services):
+    return [port for service in services.values() for port in service.get("ports", []) if "public" in port]
 
 
 def stack_unknown_settings(given, known, where="stack.yml"):
@@ -45,5 +50,5 @@ def stack_setting_keys(patterns):
 
 class FilterModule:
     def filters(self):
-        return {"stack_published_ports": stack_published_ports, "stack_service_ports": stack_service_ports, "stack_unknown_settings": stack_unknown_settings,
+        return {"stack_proxy_ports": stack_proxy_ports, "stack_service_ports": stack_service_ports, "stack_unknown_settings": stack_unknown_settings,
                 "stack_setting_keys": stack_setting_keys}

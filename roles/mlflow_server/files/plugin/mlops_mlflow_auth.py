@@ -11,13 +11,20 @@
    the server's artifact destination) inside an experiment the caller may read. An experiment's
    artifact location is the server's to choose: users may not set one.
 
-Admins are exempt, as in basic-auth. Everything else is basic-auth's own: this module registers a Flask
-before-request hook that runs after basic-auth's, which has authenticated the caller by then.
+3. Failed sign-ins are throttled per client. A client address (the last X-Forwarded-For entry, which the
+   stack's proxy writes, else the peer) with MLFLOW_LOGIN_FAILURES_PER_MINUTE failed sign-ins (401) in the
+   last minute gets 429 for every request with credentials until the oldest is a minute old; other clients
+   sign in as before. Each worker counts its own (0 turns this off).
+
+Admins are exempt from rules 1 and 2, as in basic-auth. Everything else is basic-auth's own: this module
+registers a Flask before-request hook that runs after basic-auth's, which has authenticated the caller by
+then, and the throttle's hooks around them.
 It reads names private to the pinned MLflow's `mlflow.server.auth`; `check_mlflow()` runs when the image
 is built, so an MLflow upgrade that moves them fails the build, not a student's request.
 """
 import os
 import re
+import time
 import urllib.parse
 
 from flask import Response, jsonify, request
@@ -48,6 +55,9 @@ EXPERIMENT_PATH = re.compile(r"^(?:workspaces/[^/]+/)?(\d+)(?:/|$)")
 PROXY_PATH = re.compile(r"^/api/2\.0/mlflow-artifacts/artifacts/(.*)$")
 # MLflow's own placeholders for a prompt version's source (MLflow refuses any other source for prompts).
 PROMPT_SOURCES = {"dummy-source"}
+# Rule 3: failed sign-ins per client address in this worker, the times of those in the last minute.
+LOGIN_FAILURES_PER_MINUTE = int(os.environ.get("MLFLOW_LOGIN_FAILURES_PER_MINUTE", "10"))
+_failures: "dict[str, list[float]]" = {}
 
 
 def check_mlflow():
@@ -58,10 +68,45 @@ def check_mlflow():
 
 
 def create_app(app=mlflow_app):
-    """basic-auth's app, with this module's hook after basic-auth's own."""
+    """basic-auth's app, with this module's hook after basic-auth's own and the throttle before it."""
     result = auth.create_app(app)
     app.before_request(before_request)
+    app.before_request_funcs.setdefault(None, []).insert(0, throttle)
+    app.after_request(count_failure)
     return result
+
+
+def client_address():
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    return forwarded.rsplit(",", 1)[-1].strip() or request.remote_addr or ""
+
+
+def recent_failures(address, now):
+    recent = [moment for moment in _failures.pop(address, []) if now - moment < 60]
+    if recent:
+        _failures[address] = recent
+    return recent
+
+
+def throttle() -> "Response | None":
+    """429 for a client with too many failed sign-ins in the last minute, before basic-auth checks anything."""
+    if not LOGIN_FAILURES_PER_MINUTE or request.authorization is None:
+        return None
+    recent = recent_failures(client_address(), time.monotonic())
+    if len(recent) < LOGIN_FAILURES_PER_MINUTE:
+        return None
+    response = jsonify(error_code="RESOURCE_EXHAUSTED",
+                       message="Too many failed sign-ins from your address: try again in a minute")
+    response.status_code = 429
+    response.headers["Retry-After"] = str(int(60 - (time.monotonic() - recent[0])) + 1)
+    return response
+
+
+def count_failure(response):
+    if LOGIN_FAILURES_PER_MINUTE and response.status_code == 401 and request.authorization is not None:
+        address = client_address()
+        _failures[address] = recent_failures(address, time.monotonic()) + [time.monotonic()]
+    return response
 
 
 def owns_name(username, name):
