@@ -29,10 +29,11 @@ def log_metric_rate(url, auth, run, clients, seconds, verify):
 
     def client(index):
         session = requests.Session()
-        session.auth, session.verify = auth, verify
+        session.auth = auth
         step = 0
         while time.monotonic() < stop:
-            session.post(f"{url}/api/2.0/mlflow/runs/log-metric", timeout=30, json={
+            # verify on each request: requests lets REQUESTS_CA_BUNDLE override a session's own.
+            session.post(f"{url}/api/2.0/mlflow/runs/log-metric", timeout=30, verify=verify, json={
                 "run_id": run, "key": f"c{index}", "value": 0.5, "timestamp": 0, "step": step}).raise_for_status()
             step += 1
         counts[index] = step
