@@ -2,6 +2,7 @@
 
     python -m demo.pipeline.run --config demo/config/train.yaml --data demo/data/sample
 """
+import logging
 import os
 from pathlib import Path
 
@@ -10,6 +11,21 @@ import click
 from demo.pipeline import config as configuration, data
 
 REPO = Path(__file__).resolve().parents[2]
+
+# Two messages of ZenML's that a student reads as errors, dropped (logger name: what it says):
+NOISE = {
+    # MLflow 3 no longer has mlflow.fastai; nothing here uses fastai, so nothing was left autologging.
+    "zenml.integrations.mlflow.experiment_trackers.mlflow_experiment_tracker":
+        "Failed to disable MLflow autologging for the following frameworks: ['fastai']",
+    # Said when there is no dashboard (the local scenario); `zenml login --local` needs a ZenML server
+    # installed, which the demo environment is not meant to have: mlflow_tracking.sh --local shows the runs.
+    "zenml.pipelines.pipeline_definition": "`zenml login --local`",
+}
+
+
+def quiet_noise():
+    for name, text in NOISE.items():
+        logging.getLogger(name).addFilter(lambda record, text=text: text not in record.getMessage())
 
 
 @click.command(help=__doc__.splitlines()[0])
@@ -41,9 +57,16 @@ def main(config_path: Path, data_path: Path) -> None:
     from demo.pipeline.pipeline import mnist_training
 
     source_utils.set_custom_source_root(str(REPO))  # steps are demo.pipeline.steps, wherever we run from
+    quiet_noise()
     client = Client()
     # In CI the client is the student's service account: name things after the student (STACK_USER).
     user = os.environ.get("STACK_USER") or client.active_user.name
+    stack = client.active_stack_model.name
+    if os.environ.get("STACK_USER") and stack != user:
+        # A credentials file loaded by hand signs the client in, but leaves the server's shared stack active.
+        raise click.ClickException(
+            f"the active ZenML stack is '{stack}', not yours ('{user}'): run through demo/stacks/hybrid.sh "
+            f"with your credentials file (in CI: zenml stack set {user})")
     tracked = bool(client.active_stack_model.components.get(StackComponentType.EXPERIMENT_TRACKER))
     experiment = config.experiment.format(user=user)
     model_name = config.registry.model_name.format(user=user)
@@ -63,7 +86,7 @@ def main(config_path: Path, data_path: Path) -> None:
     steps = run.steps
     accuracy = steps["evaluate"].outputs["accuracy"][0].load()
     version = steps["register"].outputs["model_version"][0].load()
-    click.echo(f"ZenML run: {run.name} (id {run.id}) on stack {client.active_stack_model.name}, "
+    click.echo(f"ZenML run: {run.name} (id {run.id}) on stack {stack}, "
                f"status {run.status.value}")
     click.echo(f"MLflow run: {steps['train'].outputs['mlflow_run_id'][0].load()} in experiment {experiment}")
     click.echo(f"test accuracy: {accuracy:.4f}")

@@ -23,8 +23,8 @@ if [[ $1 == --local ]]; then
 fi
 
 credentials=$1
-[[ -f $credentials && -r $credentials ]] || { echo "mlflow_tracking.sh: $credentials: no such readable file" >&2; exit 1; }
-value() { sed -n "s/^$1=//p" "$credentials" | tail -n 1; }
+[[ -f $credentials && -r $credentials ]] || { printf 'mlflow_tracking.sh: %s: no such readable file\n%s\n' "$credentials" "$usage" >&2; exit 1; }
+value() { sed -n "s/^$1=//p" "$credentials" | tail -n 1 | tr -d '\r'; }  # Windows line endings too
 url=$(value MLFLOW_TRACKING_URI)
 username=$(value MLFLOW_TRACKING_USERNAME)
 [[ -n $url && -n $username ]] || { echo "mlflow_tracking.sh: $credentials has no MLFLOW_TRACKING_URI or MLFLOW_TRACKING_USERNAME" >&2; exit 1; }

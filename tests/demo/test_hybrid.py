@@ -1,9 +1,11 @@
 """Hybrid scenario: a student runs the pipeline on their own machine with demo/stacks/hybrid.sh and
 their credentials file; the run lands on the central ZenML server under their name and stack, its
 artifacts in their bucket, its MLflow run and model on the central MLflow, readable by them only."""
+import shutil
 import uuid
 
 import pytest
+import requests
 from botocore.exceptions import ClientError
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -52,6 +54,8 @@ def on_server(hybrid, users):
         result = {{"status": run.status.value, "user": run.user.name, "stack": run.stack.name,
                   "steps": {{name: step.status.value for name, step in run.steps.items()}},
                   "uris": [a.uri for s in run.steps.values() for outs in s.outputs.values() for a in outs],
+                  "shown": [str(a.id) for s in run.steps.values() for outs in s.outputs.values() for a in outs
+                            if a.visualizations],
                   "mlflow_run_id": run.steps["train"].run_metadata.get("mlflow_run_id")}}
     """)
 
@@ -124,13 +128,135 @@ def test_hybrid_sh_without_a_command_prints_the_lines_to_eval(hybrid, home):
     assert done.stdout.splitlines()[-1] == f"{STUDENT} {STUDENT}", done.stdout
 
 
+def handed_out(tmp_path, change=lambda text: text, name=f"{STUDENT}.env"):
+    """The student's credentials file, changed by `change`, kept with the CA certificate in a folder of theirs."""
+    shutil.copy(REPO / "credentials" / "mlops-ca.crt", tmp_path / "mlops-ca.crt")
+    credentials = tmp_path / name
+    credentials.write_bytes(change((REPO / "credentials" / f"{STUDENT}.env").read_text()).encode())
+    return credentials
+
+
 def test_a_wrong_password_is_one_clear_line(demo_venv, users, tmp_path):
-    credentials = tmp_path / "wrong.env"
-    text = (REPO / "credentials" / f"{STUDENT}.env").read_text()
-    credentials.write_text(text.replace(users[STUDENT]["ZENML_STORE_PASSWORD"], "not-the-password"))
+    credentials = handed_out(tmp_path, lambda text: text.replace(users[STUDENT]["ZENML_STORE_PASSWORD"], "not-the-password"))
     done = run(["demo/stacks/hybrid.sh", str(credentials), "true"], tmp_path, check=False)
     assert done.returncode == 1
     last = done.stderr.splitlines()[-1]
     assert last.startswith(f"hybrid.sh: cannot activate stack '{STUDENT}' on {users[STUDENT]['ZENML_STORE_URL']}"), \
         done.stderr[-2000:]
     assert last.endswith("Authentication error: invalid username or password"), last
+
+
+def test_a_wrong_mlflow_password_is_one_clear_line(demo_venv, users, tmp_path):
+    """Runs log to MLflow with the password of the student's ZenML secret: the file's own is checked apart."""
+    credentials = handed_out(tmp_path, lambda text: text.replace(users[STUDENT]["MLFLOW_TRACKING_PASSWORD"], "not-it"))
+    done = run(["demo/stacks/hybrid.sh", str(credentials), "true"], tmp_path, check=False)
+    assert done.returncode == 1 and done.stderr.splitlines()[-1] == (
+        f"hybrid.sh: MLflow at {users[STUDENT]['MLFLOW_TRACKING_URI']} refuses MLFLOW_TRACKING_USERNAME and "
+        "MLFLOW_TRACKING_PASSWORD of your credentials file: ask your teacher for a new file"), done.stderr[-2000:]
+
+
+def test_a_file_with_windows_line_endings_reads_the_same(demo_venv, users, tmp_path):
+    """Saved by a Windows editor, and kept with the CA certificate outside the project (the paths in it are
+    relative to its folder)."""
+    credentials = handed_out(tmp_path, lambda text: text.replace("\n", "\r\n"))
+    done = run(["demo/stacks/hybrid.sh", str(credentials), "python", "-c",
+                "import os; from zenml.client import Client; c = Client(); "
+                "print(repr(os.environ['ZENML_STORE_URL']), c.active_user.name, c.active_stack_model.name)"],
+               tmp_path, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == f"{users[STUDENT]['ZENML_STORE_URL']!r} {STUDENT} {STUDENT}"
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith("hybrid-")) == [f"hybrid-{STUDENT}"]
+    lines = run(["demo/scripts/ci_variables.sh", str(credentials)], tmp_path).stdout.splitlines()
+    assert f"MLFLOW_TRACKING_URI={users[STUDENT]['MLFLOW_TRACKING_URI']}" in lines and not any("\r" in l for l in lines)
+
+
+def test_the_file_loaded_by_hand_never_runs_on_another_stack(demo_venv, users, tmp_path):
+    """`set -a; . alice.env` signs ZenML in (as the CI account, with the file's key) but leaves the server's
+    shared stack active: the pipeline refuses, saying how to run it, before anything runs."""
+    credentials = handed_out(tmp_path)
+    done = run(["bash", "-c", f"cd {tmp_path} && set -a && . ./{credentials.name} && set +a && "
+                f"exec {' '.join(PIPELINE)} --data {REPO}/demo/data/sample"], tmp_path, check=False,
+               PYTHONPATH=str(REPO), ZENML_CONFIG_PATH=str(tmp_path / "zenml"))
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stderr.splitlines()[-1] == (
+        f"Error: the active ZenML stack is 'default', not yours ('{STUDENT}'): run through demo/stacks/hybrid.sh "
+        f"with your credentials file (in CI: zenml stack set {STUDENT})"), done.stderr[-2000:]
+    assert "Step load_data has started" not in done.stdout + done.stderr
+
+
+def test_the_run_says_nothing_a_student_reads_as_an_error(hybrid):
+    for noise in ("Failed to disable MLflow autologging", "zenml login --local"):
+        assert noise not in hybrid.output, noise
+
+
+def test_ci_variables_prints_the_files_ci_list_with_its_values(users, home):
+    env = users[STUDENT]
+    lines = run(["demo/scripts/ci_variables.sh", f"credentials/{STUDENT}.env"], home).stdout.splitlines()
+    names = [line.split("=", 1)[0] for line in lines]
+    assert names == ["STACK_USER", "ZENML_STORE_URL", "ZENML_STORE_API_KEY", "MLFLOW_TRACKING_URI",
+                     "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
+                     "AWS_SECRET_ACCESS_KEY"]
+    assert lines == [f"{name}={env[name]}" for name in names]
+    assert env["ZENML_STORE_PASSWORD"] not in "\n".join(lines)
+
+def zenml_api(env, name):
+    """A requests session signed in to the ZenML server's REST API as the user of env."""
+    session = requests.Session()
+    login = session.post(f"{env['ZENML_STORE_URL']}/api/v1/login",
+                         data={"username": name, "password": env["ZENML_STORE_PASSWORD"]})
+    login.raise_for_status()
+    session.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+    return session
+
+
+def visualize(env, name, version_id):
+    return zenml_api(env, name).get(f"{env['ZENML_STORE_URL']}/api/v1/artifact_versions/{version_id}/visualize")
+
+
+def test_the_zenml_dashboard_shows_the_students_artifacts_to_them_only(on_server, users):
+    """The server reads the student's bucket with the credentials of whoever asks (their private secrets),
+    never with those of an earlier reader: the owner asks first, then the other student."""
+    assert on_server["shown"], "no artifact of the run has a visualization"
+    shown = []
+    for version_id in on_server["shown"]:
+        mine = visualize(users[STUDENT], STUDENT, version_id)
+        assert mine.status_code == 200 and mine.json()["value"], mine.text[:500]
+        shown.append(mine.json()["value"])
+        theirs = visualize(users[OTHER], OTHER, version_id)
+        assert theirs.status_code == 501 and "could not open the file" in theirs.text, theirs.text[:500]
+        assert len(shown[-1]) < 8 or shown[-1] not in theirs.text
+        token = zenml_api(users[OTHER], OTHER).get(
+            f"{users[OTHER]['ZENML_STORE_URL']}/api/v1/artifact_versions/{version_id}/download-token")
+        assert token.status_code == 404 and "Failed to resolve secret reference" in token.text, token.text[:500]
+    assert max(len(value) for value in shown) >= 8, shown  # something to leak was there
+
+
+def forge_artifact(env, name, uri):
+    """An artifact version the student records in their own artifact store, whose visualization is `uri`."""
+    return zenml_as(env["ZENML_STORE_URL"], name, env["ZENML_STORE_PASSWORD"], f"""
+        from zenml.config.source import Source
+        from zenml.enums import ArtifactType, VisualizationType
+        from zenml.models import ArtifactVersionRequest, ArtifactVisualizationRequest
+        client = Client()
+        store = client.get_stack_component("artifact_store", "{name}-artifacts")
+        version = client.zen_store.create_artifact_version(ArtifactVersionRequest(
+            artifact_name="forged-{SUFFIX}", type=ArtifactType.DATA, uri="{uri}".rsplit("/", 1)[0],
+            materializer=Source.from_import_path("zenml.materializers.built_in_materializer.BuiltInMaterializer"),
+            data_type=Source.from_import_path("builtins.dict"), project=client.active_project.id,
+            artifact_store_id=store.id, save_type="manual",
+            visualizations=[ArtifactVisualizationRequest(type=VisualizationType.JSON, uri="{uri}")]))
+        result = str(version.id)
+    """)
+
+
+def test_an_artifact_pointing_at_another_bucket_is_refused_by_the_object_store(users):
+    """The other student's bucket name starts with this student's (demo-x, demo-x-b), so ZenML's own check
+    that a file lies under the artifact store's path (s3://demo-x) lets it through: the object store refuses
+    the student's credentials. The same record pointing at the student's own object shows it."""
+    mine, theirs = s3(users[STUDENT]), s3(users[OTHER])
+    mine.put_object(Bucket=STUDENT, Key="forge/data.json", Body=b'{"mine": 1}')
+    theirs.put_object(Bucket=OTHER, Key="forge/data.json", Body=b'{"grade": "A+"}')
+    own = visualize(users[STUDENT], STUDENT, forge_artifact(users[STUDENT], STUDENT, f"s3://{STUDENT}/forge/data.json"))
+    assert own.status_code == 200 and own.json()["value"] == '{"mine": 1}', own.text[:500]
+    forged = visualize(users[STUDENT], STUDENT, forge_artifact(users[STUDENT], STUDENT, f"s3://{OTHER}/forge/data.json"))
+    assert forged.status_code == 500 and forged.json()["detail"] == ["RuntimeError", "Forbidden"], forged.text[:500]

@@ -185,19 +185,34 @@ def test_invalid_data_stops_the_run_at_validation(demo_venv, bare, tmp_path):
     assert "Step train has started" not in done.stdout + done.stderr
 
 
+USAGE = {"hybrid.sh": "usage: hybrid.sh CREDENTIALS_FILE [COMMAND...]",
+         "mlflow_tracking.sh": "usage: mlflow_tracking.sh CREDENTIALS_FILE | --local [PORT]",
+         "ci_variables.sh": "usage: ci_variables.sh CREDENTIALS_FILE"}
+
+
 @pytest.mark.parametrize("command,code,message", [
-    (["demo/stacks/hybrid.sh"], 2, "usage: hybrid.sh CREDENTIALS_FILE [COMMAND...]"),
+    (["demo/stacks/hybrid.sh"], 2, USAGE["hybrid.sh"]),
     (["demo/stacks/hybrid.sh", "/nonexistent.env"], 1, "hybrid.sh: /nonexistent.env: no such readable file"),
+    # The credentials file forgotten: the command's first word taken for it.
+    (["demo/stacks/hybrid.sh", "python", "-m", "demo.pipeline.run"], 1, "hybrid.sh: python: no such readable file"),
     (["demo/stacks/hybrid.sh", "tests/demo/fast.yaml"], 1, "hybrid.sh: tests/demo/fast.yaml has no STACK_USER"),
-    (["demo/scripts/mlflow_tracking.sh"], 2, "usage: mlflow_tracking.sh CREDENTIALS_FILE | --local [PORT]"),
-    (["demo/scripts/mlflow_tracking.sh", "/nonexistent.env"], 1, "mlflow_tracking.sh: /nonexistent.env: no such"),
+    (["demo/scripts/mlflow_tracking.sh"], 2, USAGE["mlflow_tracking.sh"]),
+    (["demo/scripts/mlflow_tracking.sh", "/nonexistent.env"], 1, "mlflow_tracking.sh: /nonexistent.env: no such readable file"),
     (["demo/scripts/mlflow_tracking.sh", "--local", "http"], 2, "mlflow_tracking.sh: http is not a port number"),
     (["demo/scripts/mlflow_tracking.sh", "--local"], 1, "mlflow_tracking.sh: no local MLflow runs yet"),
+    (["demo/scripts/ci_variables.sh"], 2, USAGE["ci_variables.sh"]),
+    (["demo/scripts/ci_variables.sh", "/nonexistent.env"], 1, "ci_variables.sh: /nonexistent.env: no such readable file"),
+    (["demo/scripts/ci_variables.sh", "tests/demo/fast.yaml"], 1, "ci_variables.sh: tests/demo/fast.yaml has no CI_VARIABLES"),
 ])
 def test_script_misuse_is_one_clear_line(demo_venv, tmp_path, command, code, message):
+    """One line saying what is wrong; where a file is missing, the usage line after it."""
     done = run(command, tmp_path, check=False)
-    assert done.returncode == code and len(done.stderr.splitlines()) == 1, done.stderr
-    assert done.stderr.startswith(message), done.stderr
+    lines = done.stderr.splitlines()
+    assert done.returncode == code and lines and lines[0].startswith(message), done.stderr
+    if "no such readable file" in message:
+        assert len(lines) == 2 and lines[1].startswith(USAGE[command[0].rsplit("/", 1)[1]]), done.stderr
+    else:
+        assert len(lines) == 1, done.stderr
 
 
 def test_missing_files_are_downloaded_from_the_given_url(tmp_path):

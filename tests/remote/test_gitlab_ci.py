@@ -72,10 +72,10 @@ def project(tmp_path_factory, students):
 
 
 def ci_variables(name):
-    """The CI/CD variables the header of the student's credentials file tells them to add, with their values."""
-    text = (REPO / "credentials" / f"{name}.env").read_text()
-    names = next(line for line in text.splitlines() if line.startswith("# CI_VARIABLES=")).split("=", 1)[1].split()
-    return {key: user_env(name)[key] for key in names}
+    """The CI/CD variables the student adds: what demo/scripts/ci_variables.sh prints from their credentials file."""
+    done = subprocess.run([str(REPO / "demo/scripts/ci_variables.sh"), str(REPO / "credentials" / f"{name}.env")],
+                          capture_output=True, text=True, check=True)
+    return dict(line.split("=", 1) for line in done.stdout.splitlines())
 
 
 def run_job(project, stack, image):
@@ -168,3 +168,28 @@ def test_the_pipeline_run_is_on_the_server_in_the_students_stack(job, students):
     assert run["status"] == "completed"
     assert run["stack"] == STUDENT
     assert {"load_data", "validate_data", "train", "evaluate", "register"} <= set(run["steps"])
+
+
+@pytest.mark.parametrize("mistake,message", [
+    ("ZENML_STORE_API_KEY not added", "CI/CD variable ZENML_STORE_API_KEY is missing: add it under Settings > CI/CD > "
+                                      "Variables (demo/scripts/ci_variables.sh <you>.env prints them all)"),
+    ("credentials file committed", f"Your credentials file is committed (./{STUDENT}.env): remove it from the "
+                                   "repository and its history, and ask your teacher for new passwords"),
+])
+def test_a_ci_mistake_stops_the_job_with_what_to_do(project, stack, job_image, tmp_path, mistake, message):
+    """Before any training: the job names the mistake in CI words (positive control: the job above)."""
+    variant = tmp_path / "project"
+    shutil.copytree(project, variant)
+    if mistake == "credentials file committed":
+        shutil.copy(REPO / "credentials" / f"{STUDENT}.env", variant / f"{STUDENT}.env")
+        subprocess.run(["git", "add", f"{STUDENT}.env"], cwd=variant, check=True)  # `git add -A` does the same
+        subprocess.run(["git", "-c", "user.name=Kim", "-c", "user.email=kim@example.org", "commit", "-qm", "oops"],
+                       cwd=variant, check=True)
+    else:
+        variables = ci_variables(STUDENT)
+        del variables["ZENML_STORE_API_KEY"]
+        (variant / ".gitlab-ci-local-variables.yml").write_text(yaml.safe_dump(variables))
+    result = run_job(variant, stack, job_image)
+    assert result.returncode != 0
+    assert message in result.stdout, result.stdout[-4000:]
+    assert "Step load_data has started" not in result.stdout

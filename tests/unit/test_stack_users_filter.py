@@ -61,6 +61,12 @@ def test_roster():
     assert users[1]["role"] == "teacher"
 
 
+def test_a_roster_saved_by_a_spreadsheet_reads_the_same():
+    text = "\ufeffusername,role\r\nalice,developer\r\nbob,teacher\r\n"
+    users = stack_users({"roster_text": text, "roster_name": "course.csv"}, RESERVED)
+    assert [(u["username"], u["role"]) for u in users] == [("alice", "developer"), ("bob", "teacher")]
+
+
 @pytest.mark.parametrize("text,reason", [
     ("alice,developer\n", "header"),
     ("username,role\n", "no users"),

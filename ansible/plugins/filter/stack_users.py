@@ -24,8 +24,9 @@ def check_user(username, role, reserved, where="") -> dict:
 
 
 def parse_roster(text, reserved, name="roster") -> list:
-    """Users of a CSV roster with the columns username and role; the whole roster or an error."""
-    rows = list(csv.reader(io.StringIO(text)))
+    """Users of a CSV roster with the columns username and role; the whole roster or an error. A spreadsheet's
+    byte-order mark and Windows line endings read the same."""
+    rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
     header = [cell.strip().lower() for cell in rows[0]] if rows else []
     if header[:2] != ["username", "role"]:
         raise AnsibleFilterError(f"{name}: the first line must be the header 'username,role'")
