@@ -1,0 +1,280 @@
+"""mlops: the stack's command-line tool for administrators.
+
+Each command runs one of the project's plays through ansible-runner, with its variables and tags, and
+renders the play's events: which role and task is running, a summary of what changed at the end, the play's
+own one-line message when it stops. The plays stay the single source of behaviour.
+"""
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from mlops_stack.stackenv import BIN, REPO
+
+# Every run's full Ansible output, one file per run (the credentials files are listed, never their contents).
+LOG_DIR = REPO / ".mlops" / "logs"
+
+
+@dataclass
+class Progress:
+    """Renders a play's events: one line per role as it starts (rewritten in place on a terminal, with the
+    task and the time), the failures the play did not ignore, and counts for the summary."""
+    verbose: bool = False
+    quiet: bool = False
+    log: object = None
+    started: float = field(default_factory=time.monotonic)
+    role: str = ""
+    changed: dict = field(default_factory=dict)  # role -> tasks that changed something
+    failures: list = field(default_factory=list)
+    results: dict = field(default_factory=dict)  # task name -> its result (the last host's)
+    stats: dict = field(default_factory=dict)
+
+    def event(self, event: dict) -> bool:
+        if self.log and event.get("stdout"):
+            self.log.write(event["stdout"] + "\n")
+        if self.verbose and event.get("stdout"):
+            click.echo(event["stdout"])
+        data = event.get("event_data", {})
+        kind = event.get("event")
+        task = data.get("task", "")
+        role = data.get("role") or "play"
+        if kind == "playbook_on_task_start" and not (self.verbose or self.quiet):
+            self.show(role, task)
+        elif kind == "runner_on_ok":
+            self.results[task] = data.get("res", {})
+            # A no_log result hides even `changed`: Ansible's own line still says it.
+            if data.get("res", {}).get("changed") or event.get("stdout", "").strip().startswith("changed:"):
+                self.changed.setdefault(role, []).append(task)
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            self.failures.append(failure_message(data.get("res", {}), task))
+        elif kind == "playbook_on_stats":
+            self.stats = {name: sum(data.get(name, {}).values()) for name in ("ok", "changed", "failures", "skipped")}
+        return True
+
+    def show(self, role: str, task: str) -> None:
+        elapsed = time.monotonic() - self.started
+        line = f"[{int(elapsed // 60):02d}:{int(elapsed % 60):02d}] {role}: {task}"
+        if sys.stdout.isatty():
+            width = shutil.get_terminal_size().columns - 1
+            click.echo("\r" + line[:width].ljust(width), nl=False)
+        elif role != self.role:
+            click.echo(line)
+        self.role = role
+
+    def done(self) -> None:
+        if sys.stdout.isatty() and not (self.verbose or self.quiet):
+            click.echo()
+
+
+def failure_message(result: dict, task: str) -> str:
+    """The play's own message for a failure, on one line (an assert's fail_msg, a module's msg)."""
+    message = result.get("msg") or result.get("message") or f"task '{task}' failed"
+    if isinstance(message, list):
+        message = "; ".join(str(part) for part in message)
+    return " ".join(str(message).split())
+
+
+def run_play(playbook: str, *, tags=(), extravars=None, check=False, verbose=False, quiet=False) -> Progress:
+    """Run a play of the repository through ansible-runner; raise ClickException with the play's own message
+    when it fails. quiet: no progress and no summary (a play whose result is the answer)."""
+    import ansible_runner
+
+    LOG_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log_path = LOG_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(playbook).stem}.log"
+    private = tempfile.mkdtemp(prefix="mlops-runner-")  # 0700; its artifacts are deleted below
+    try:
+        with open(log_path, "w", encoding="utf-8") as log:
+            log_path.chmod(0o600)
+            progress = Progress(verbose=verbose, quiet=quiet, log=log)
+            runner = ansible_runner.run(
+                private_data_dir=private, project_dir=str(REPO), playbook=playbook,
+                tags=",".join(tags) or None, extravars=extravars or {},
+                cmdline="--check" if check else None, event_handler=progress.event, quiet=True,
+                # The ansible-playbook of this environment, whether or not it is activated.
+                envvars={"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "ANSIBLE_NOCOLOR": "1"})
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+    progress.done()
+    if runner.rc != 0:
+        reason = progress.failures[-1] if progress.failures else f"{playbook} ended with status {runner.rc}"
+        raise click.ClickException(f"{reason} (full log: {log_path})")
+    if not quiet:
+        summarize(progress, log_path, check)
+    return progress
+
+
+def summarize(progress: Progress, log_path: Path, check: bool) -> None:
+    """What changed, per role, and where the log is."""
+    verb = "would change" if check else "changed"
+    for role, tasks in progress.changed.items():
+        click.echo(f"{role}: {verb} {len(tasks)}: {'; '.join(tasks)}")
+    if not progress.changed:
+        click.echo("nothing to change" if check else "nothing changed")
+    minutes, seconds = divmod(int(time.monotonic() - progress.started), 60)
+    click.echo(f"done in {minutes}:{seconds:02d}; full log: {log_path}")
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask, on a terminal only: a script must say --yes."""
+    if yes:
+        return
+    if not interactive():
+        raise click.UsageError(f"{question} Refused without --yes (no terminal to ask on).")
+    click.confirm(question, abort=True)
+
+
+def users_given(names, roster) -> dict:
+    """The play's variables for one user name or a roster (the play checks both)."""
+    if roster and names:
+        raise click.UsageError("give user names or --roster, not both")
+    if roster:
+        return {"roster": str(Path(roster).resolve())}
+    if len(names) != 1:
+        raise click.UsageError("give one user name (or --roster FILE.csv for several)")
+    return {"username": names[0]}
+
+
+verbose_option = click.option("--verbose", "-v", is_flag=True, help="Stream Ansible's own output.")
+dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would change; change nothing (check mode).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """Run and manage the MLOps stack (the plays of this repository, through ansible-runner)."""
+
+
+@main.command()
+@dry_run_option
+@verbose_option
+def up(dry_run, verbose):
+    """Bring the whole stack up (run_server.yml); again after any change of stack.yml."""
+    run_play("playbooks/run_server.yml", check=dry_run, verbose=verbose)
+    stack = REPO / "credentials" / "root.env"
+    click.echo(f"services and root accounts: {stack}")
+
+
+@main.command()
+@verbose_option
+def down(verbose):
+    """Stop and remove the containers; every data volume stays."""
+    run_play("playbooks/teardown.yml", verbose=verbose)
+
+
+@main.command()
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@verbose_option
+def purge(yes, verbose):
+    """Remove the containers, volumes and network: every database, bucket and run is lost."""
+    confirm("Delete every database, bucket and run of the stack?", yes)
+    run_play("playbooks/teardown.yml", extravars={"teardown_remove_data": True}, verbose=verbose)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+def status(as_json):
+    """The stack's health: each service's container, its health, restarts and URL; non-zero when one is down."""
+    progress = run_play("playbooks/status.yml", quiet=True)
+    rows = progress.results["Report the services' health"]["msg"]
+    down = [row["service"] for row in rows if row["needed"] and (row["state"] != "running"
+                                                                 or row["health"] not in ("healthy", "none"))]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            health = row["health"] if row["needed"] or row["state"] != "absent" else "not configured"
+            click.echo(f"{row['service']:<14} {row['state']:<9} {health:<15} restarts {row['restarts']:<3} {row['url']}")
+    if down:
+        raise click.ClickException(f"down: {', '.join(down)} (make up starts them; docker logs <container> says why)")
+
+
+@main.group()
+def users():
+    """Add, remove and list the stack's users."""
+
+
+@users.command("add")
+@click.argument("names", nargs=-1)
+@click.option("--role", type=click.Choice(["developer", "teacher", "administrator"]), default="developer",
+              show_default=True, help="The user's role (with a user name).")
+@click.option("--roster", type=click.Path(exists=True, dir_okay=False), help="A CSV file: username,role.")
+@dry_run_option
+@verbose_option
+def users_add(names, role, roster, dry_run, verbose):
+    """Add a user (NAME --role ROLE) or a course roster (--roster FILE.csv)."""
+    extravars = users_given(names, roster)
+    if "username" in extravars:
+        extravars["role"] = role
+    progress = run_play("playbooks/manage_users.yml", tags=["add"], extravars=extravars, check=dry_run, verbose=verbose)
+    planned = progress.results["Check the users given"]["ansible_facts"]["__stack_users"]
+    if not dry_run:
+        click.echo("hand over, each with credentials/mlops-ca.crt: "
+                   + ", ".join(str(Path(user["env_file"]).relative_to(REPO)) for user in planned))
+
+
+@users.command("remove")
+@click.argument("names", nargs=-1)
+@click.option("--roster", type=click.Path(exists=True, dir_okay=False), help="A CSV file: username,role.")
+@click.option("--archive", is_flag=True, help="Export each schema and bucket into archive/ first.")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@dry_run_option
+@verbose_option
+def users_remove(names, roster, archive, yes, dry_run, verbose):
+    """Remove a user (NAME) or a roster's users, with everything they own."""
+    extravars = users_given(names, roster)
+    if not dry_run:
+        confirm(f"Remove {extravars.get('username') or 'the users of ' + str(roster)} and everything they own?", yes)
+    extravars.update(confirm="yes", archive="yes" if archive else "no")
+    run_play("playbooks/manage_users.yml", tags=["remove"], extravars=extravars, check=dry_run, verbose=verbose)
+
+
+@users.command("refresh")
+@dry_run_option
+@verbose_option
+def users_refresh(dry_run, verbose):
+    """Bring every user's file and ZenML stack to the stack's addresses (after a change of stack_public_host)."""
+    run_play("playbooks/manage_users.yml", tags=["refresh"], check=dry_run, verbose=verbose)
+
+
+def listed() -> list:
+    progress = run_play("playbooks/manage_users.yml", tags=["list"], quiet=True)
+    return progress.results["List the users (user name, role, when they were added)"]["msg"]
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+def users_list(as_json):
+    """The stack's users: name, role, when they were added."""
+    rows = listed()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['username']:<21} {row['role']:<14} {row['created']}")
+    click.echo(f"{len(rows)} user{'s' if len(rows) != 1 else ''}", err=True)
+
+
+@main.command()
+@click.argument("credentials", type=click.Path(exists=True, dir_okay=False))
+def doctor(credentials):
+    """Check a user's credentials file and every service it names, one line each, with the fix."""
+    from mlops_stack.doctor import diagnose
+    checks = diagnose(Path(credentials))
+    for check in checks:
+        click.echo(check.line())
+    failed = [check.name for check in checks if not check.ok]
+    if failed:
+        raise click.ClickException(f"{len(failed)} check{'s' if len(failed) > 1 else ''} failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""The mlops command against the real stack: it runs the plays through ansible-runner, says what changed,
+and stops with the play's own one line (and a non-zero status) on a mistake."""
+import json
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from mlops_stack.doctor import NEW_FILE
+from mlops_stack.stackenv import BIN, REPO
+from roster import STUDENT_A
+
+NAME = f"cli-{uuid.uuid4().hex[:6]}"
+
+
+def mlops(*args):
+    return subprocess.run([str(BIN / "mlops"), *args], cwd=REPO, capture_output=True, text=True, timeout=900,
+                          stdin=subprocess.DEVNULL)
+
+
+def listed():
+    done = mlops("users", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    return {row["username"]: row for row in json.loads(done.stdout)}
+
+
+def test_add_list_and_remove_a_user_through_the_tool(stack, tmp_path):
+    dry = mlops("users", "add", NAME, "--dry-run")
+    assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
+    assert "stack_users: would change" in dry.stdout
+    assert NAME not in listed() and not (REPO / "credentials" / f"{NAME}.env").exists()
+
+    added = mlops("users", "add", NAME, "--role", "teacher")
+    assert added.returncode == 0, added.stdout[-2000:] + added.stderr[-2000:]
+    assert f"hand over, each with credentials/mlops-ca.crt: credentials/{NAME}.env" in added.stdout
+    log = Path(added.stdout.split("full log: ")[1].split()[0])
+    assert log.stat().st_mode & 0o777 == 0o600 and "PLAY RECAP" in log.read_text()
+    assert listed()[NAME]["role"] == "teacher"
+
+    again = mlops("users", "add", NAME)
+    assert again.returncode == 1
+    assert again.stderr.startswith(f"Error: Already exist: {NAME}. Nothing was changed; remove them first")
+    assert len(again.stderr.splitlines()) == 1 and "Traceback" not in again.stderr
+
+    kept = handed_out(tmp_path, NAME)  # the student keeps their file after their removal
+    refused = mlops("users", "remove", NAME)  # no terminal to ask on
+    assert refused.returncode == 2 and "Refused without --yes" in refused.stderr and NAME in listed()
+    removed = mlops("users", "remove", NAME, "--yes")
+    assert removed.returncode == 0, removed.stdout[-2000:] + removed.stderr[-2000:]
+    assert NAME not in listed()
+
+    gone = mlops("doctor", str(kept))
+    assert gone.returncode == 1, gone.stdout
+    assert failed(gone) == {
+        "MLflow sign-in": "refuses MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD: " + NEW_FILE,
+        "ZenML sign-in": "refuses ZENML_STORE_USERNAME and ZENML_STORE_PASSWORD (401): " + NEW_FILE,
+        "ZenML CI key": "ZENML_STORE_API_KEY is refused (401): " + NEW_FILE,
+        "object store": "InvalidAccessKeyId: the object store does not know AWS_ACCESS_KEY_ID: " + NEW_FILE}
+
+
+def handed_out(folder, name, change=lambda text: text):
+    """A user's file and the CA, as a student keeps them in a folder of their own."""
+    shutil.copy(REPO / "credentials" / "mlops-ca.crt", folder / "mlops-ca.crt")
+    path = folder / f"{name}.env"
+    path.write_text(change((REPO / "credentials" / f"{name}.env").read_text()))
+    return path
+
+
+def failed(done):
+    """The failed checks doctor printed: name -> what it said."""
+    lines = [line[len("FAIL  "):] for line in done.stdout.splitlines() if line.startswith("FAIL  ")]
+    return dict(line.split(": ", 1) for line in lines)
+
+
+def test_doctor_passes_a_good_file_and_names_each_broken_thing(users, tmp_path):
+    good = mlops("doctor", str(handed_out(tmp_path, STUDENT_A)))
+    assert good.returncode == 0, good.stdout + good.stderr
+    lines = good.stdout.splitlines()
+    assert len(lines) == 10 and all(line.startswith("ok  ") for line in lines), lines
+    assert f"ok    MLflow sign-in: as {STUDENT_A}" in lines and f"ok    ZenML stack: {STUDENT_A}, yours" in lines
+    assert f"ok    object store: bucket {STUDENT_A} readable and writable" in lines
+
+    env = users[STUDENT_A]
+    wrong = mlops("doctor", str(handed_out(tmp_path, STUDENT_A, lambda text: text.replace(
+        f"MLFLOW_TRACKING_PASSWORD={env['MLFLOW_TRACKING_PASSWORD']}", "MLFLOW_TRACKING_PASSWORD=not-it"))))
+    assert wrong.returncode == 1 and wrong.stderr.strip() == "Error: 1 check failed: MLflow sign-in", wrong.stderr
+    assert failed(wrong) == {"MLflow sign-in": "refuses MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD: " + NEW_FILE}
+
+    host = urlsplit(env["ZENML_STORE_URL"]).hostname
+    moved = mlops("doctor", str(handed_out(tmp_path, STUDENT_A, lambda text: text.replace(
+        f"ZENML_STORE_URL={env['ZENML_STORE_URL']}", f"ZENML_STORE_URL=https://{host}:1"))))
+    assert moved.returncode == 1
+    assert failed(moved)[f"ZenML at https://{host}:1"].startswith(f"nothing answers on {host}:1 (Connection refused)")
+
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    path = handed_out(stranger, STUDENT_A)
+    (stranger / "mlops-ca.crt").write_text(certifi_ca())  # a CA that did not sign the stack's certificate
+    untrusted = mlops("doctor", str(path))
+    assert untrusted.returncode == 1
+    assert failed(untrusted)[f"MLflow at {env['MLFLOW_TRACKING_URI']}"].startswith("certificate not trusted (")
+    assert len(failed(untrusted)) == 3  # each service, and nothing asked of any
+
+
+def certifi_ca():
+    import certifi
+    return Path(certifi.where()).read_text()
+
+
+def test_a_bad_roster_line_is_the_plays_one_line(stack, tmp_path):
+    roster = tmp_path / "course.csv"
+    roster.write_text("username,role\nok-name,developer\nBad Name,developer\n")
+    done = mlops("users", "add", "--roster", str(roster))
+    assert done.returncode == 1 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert "course.csv line 3: 'Bad Name' is not a valid username" in done.stderr
+    assert "ok-name" not in listed()
+
+
+def test_status_reports_each_service_and_a_stopped_one(stack):
+    done = mlops("status", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {row["service"]: row for row in json.loads(done.stdout)}
+    assert set(rows) == {name for name, service in stack.services.items() if "container" in service}
+    for name, row in rows.items():
+        if row["needed"]:
+            assert (row["state"], row["health"]) == ("running", "healthy"), row
+            assert row["url"] == stack.services[name].get("url", "")
+    proxy = stack.container("proxy")
+    subprocess.run(["docker", "stop", proxy], check=True, capture_output=True)
+    try:
+        stopped = mlops("status")
+        assert stopped.returncode == 1 and stopped.stderr.startswith("Error: down: proxy (make up starts them"), stopped.stderr
+        assert any(line.startswith("proxy          exited") for line in stopped.stdout.splitlines()), stopped.stdout
+    finally:
+        subprocess.run(["docker", "start", proxy], check=True, capture_output=True)
+        subprocess.run(["docker", "exec", proxy, "true"], check=True, capture_output=True)
+    for _ in range(60):
+        if mlops("status").returncode == 0:
+            break
+    else:
+        raise AssertionError("the proxy did not come back healthy")

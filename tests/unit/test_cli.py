@@ -1,0 +1,143 @@
+"""The mlops command's arguments, errors and exit codes, with click's CliRunner; the plays it runs are
+tested against the real stack in tests/e2e/test_mlops_command.py."""
+import pytest
+from click.testing import CliRunner
+
+from mlops_stack import cli
+
+
+@pytest.fixture
+def plays(monkeypatch):
+    """The plays the command would run, recorded instead of run."""
+    ran = []
+
+    def run_play(playbook, **kwargs):
+        ran.append((playbook, kwargs))
+        progress = cli.Progress(quiet=True)
+        progress.results["Check the users given"] = {"ansible_facts": {"__stack_users": [
+            {"env_file": str(cli.REPO / "credentials" / "alice.env")}]}}
+        return progress
+
+    monkeypatch.setattr(cli, "run_play", run_play)
+    return ran
+
+
+def invoke(*args, stdin=None):
+    return CliRunner().invoke(cli.main, list(args), input=stdin)
+
+
+@pytest.mark.parametrize("args", [[], ["users"], ["up"], ["users", "add"], ["users", "remove"], ["purge"]])
+def test_every_command_has_help(args):
+    done = invoke(*args, "--help")
+    assert done.exit_code == 0 and "Usage: main" in done.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["users", "add"], "give one user name (or --roster FILE.csv for several)"),
+    (["users", "add", "alice", "bob"], "give one user name"),
+    (["users", "add", "alice", "--role", "wizard"], "Invalid value for '--role'"),
+    (["users", "add", "--roster", "/nonexistent.csv"], "'/nonexistent.csv' does not exist"),
+    (["users", "remove", "alice", "--roster", "pyproject.toml"], "give user names or --roster, not both"),
+    (["users", "bogus"], "No such command 'bogus'"),
+])
+def test_a_usage_mistake_is_one_line_and_exit_status_2(plays, args, message):
+    done = invoke(*args)
+    assert done.exit_code == 2 and message in done.output, done.output
+    assert "Traceback" not in done.output and not plays
+
+
+def test_users_add_runs_the_add_play_with_the_user_and_names_the_file(plays):
+    done = invoke("users", "add", "alice", "--role", "teacher")
+    assert done.exit_code == 0, done.output
+    assert plays == [("playbooks/manage_users.yml", {"tags": ["add"], "extravars": {"username": "alice", "role": "teacher"},
+                                                     "check": False, "verbose": False})]
+    assert "hand over, each with credentials/mlops-ca.crt: credentials/alice.env" in done.output
+
+
+def test_a_dry_run_is_the_plays_check_mode(plays):
+    assert invoke("users", "add", "alice", "--dry-run").exit_code == 0
+    assert invoke("up", "--dry-run").exit_code == 0
+    assert [kwargs["check"] for _, kwargs in plays] == [True, True]
+
+
+@pytest.mark.parametrize("args", [["purge"], ["users", "remove", "alice"]])
+def test_destruction_asks_and_a_no_changes_nothing(plays, monkeypatch, args):
+    monkeypatch.setattr(cli, "interactive", lambda: True)
+    done = invoke(*args, stdin="n\n")
+    assert done.exit_code == 1 and "Aborted" in done.output and not plays
+
+
+@pytest.mark.parametrize("args", [["purge"], ["users", "remove", "alice"]])
+def test_destruction_without_a_terminal_needs_yes(plays, args):
+    done = invoke(*args)  # CliRunner's stdin is not a terminal
+    assert done.exit_code == 2 and "Refused without --yes (no terminal to ask on)" in done.output and not plays
+    assert invoke(*args, "--yes").exit_code == 0 and len(plays) == 1
+
+
+def test_remove_passes_the_confirmation_and_archive_to_the_play(plays):
+    assert invoke("users", "remove", "alice", "--archive", "--yes").exit_code == 0
+    assert plays[0][1]["extravars"] == {"username": "alice", "confirm": "yes", "archive": "yes"}
+    assert plays[0][1]["tags"] == ["remove"]
+
+
+def test_the_plays_message_is_the_error_line():
+    progress = cli.Progress(quiet=True)
+    progress.event({"event": "runner_on_failed", "event_data": {"task": "Check", "ignore_errors": True,
+                                                               "res": {"msg": "ignored"}}})
+    progress.event({"event": "runner_on_failed", "event_data": {"task": "Refuse users that exist already",
+                                                               "res": {"msg": "Already exist: alice.\n Nothing was changed"}}})
+    assert progress.failures == ["Already exist: alice. Nothing was changed"]
+
+
+def test_changes_are_counted_per_role():
+    progress = cli.Progress(quiet=True)
+    for role, task, changed in [("database", "Create the schema", True), ("database", "Read it", False),
+                                ("proxy", "Run the proxy", True)]:
+        progress.event({"event": "runner_on_ok", "event_data": {"role": role, "task": task, "res": {"changed": changed}}})
+    assert progress.changed == {"database": ["Create the schema"], "proxy": ["Run the proxy"]}
+
+
+def test_doctor_reads_a_file_saved_on_windows_with_its_ca_next_to_it(tmp_path):
+    from mlops_stack.doctor import fields, read_credentials
+    (tmp_path / "mlops-ca.crt").write_text("a certificate")
+    path = tmp_path / "alice.env"
+    path.write_bytes(b"\xef\xbb\xbf# comment\r\nSTACK_USER=alice\r\nSTACK_CA_FILE=mlops-ca.crt\r\nZENML_STORE_VERIFY_SSL=true\r\n")
+    env = read_credentials(path)
+    assert env == {"STACK_USER": "alice", "STACK_CA_FILE": str(tmp_path / "mlops-ca.crt"), "ZENML_STORE_VERIFY_SSL": "true"}
+    check = fields(env, path)
+    assert not check.ok and check.detail.startswith(f"{path} has no STACK_BUCKET, MLFLOW_TRACKING_URI")
+
+
+def test_doctor_of_a_missing_file_is_a_usage_error():
+    done = invoke("doctor", "/nonexistent.env")
+    assert done.exit_code == 2 and "'/nonexistent.env' does not exist" in done.output
+
+
+def test_status_is_non_zero_when_a_needed_service_is_down(monkeypatch):
+    rows = [{"service": "database", "container": "mlops-database", "state": "running", "health": "healthy",
+             "restarts": 0, "image": "x", "url": "", "needed": True},
+            {"service": "mlflow", "container": "mlops-mlflow", "state": "exited", "health": "unhealthy",
+             "restarts": 3, "image": "y", "url": "https://h:5000", "needed": True},
+            {"service": "gitlab_runner", "container": "mlops-gitlab-runner", "state": "absent", "health": "absent",
+             "restarts": 0, "image": "", "url": "", "needed": False}]
+
+    def run_play(playbook, **kwargs):
+        progress = cli.Progress(quiet=True)
+        progress.results["Report the services' health"] = {"msg": rows}
+        return progress
+
+    monkeypatch.setattr(cli, "run_play", run_play)
+    done = invoke("status")
+    assert done.exit_code == 1 and "Error: down: mlflow (make up starts them" in done.output
+    assert "gitlab_runner  absent    not configured" in done.output
+    rows[1].update(state="running", health="healthy")
+    assert invoke("status").exit_code == 0
+
+
+def test_a_hidden_result_counts_as_changed_when_ansible_says_so():
+    progress = cli.Progress(quiet=True)
+    progress.event({"event": "runner_on_ok", "stdout": "changed: [localhost]", "event_data": {
+        "role": "stack_users", "task": "Create the accounts", "res": {"censored": "hidden: no_log"}}})
+    progress.event({"event": "runner_on_ok", "stdout": "ok: [localhost]", "event_data": {
+        "role": "stack_users", "task": "Read them", "res": {"censored": "hidden: no_log"}}})
+    assert progress.changed == {"stack_users": ["Create the accounts"]}
