@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TOOLS := .tools
 GITLAB_CI_LOCAL := gitlab-ci-local@4.73.0
 
-.PHONY: up down purge test lint bench venv tools
+.PHONY: up down purge backup restore test lint bench venv tools
 
 venv: $(VENV)/.installed
 
@@ -46,6 +46,14 @@ down: venv
 
 purge: venv
 	$(BIN)/ansible-playbook playbooks/teardown.yml -e teardown_remove_data=true
+
+# A backup of the running stack into a new folder of backup_dir (/var/backups/<stack_name>).
+backup: venv
+	$(BIN)/ansible-playbook playbooks/backup.yml
+
+# make restore BACKUP=/var/backups/mlops/<time>: onto an empty stack (make purge first).
+restore: venv
+	$(BIN)/ansible-playbook playbooks/restore.yml -e backup=$(BACKUP)
 
 test: venv tools
 	$(BIN)/pytest tests

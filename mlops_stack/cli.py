@@ -180,6 +180,29 @@ def purge(yes, verbose):
 
 
 @main.command()
+@click.option("--keep", type=click.IntRange(min=1), help="How many backups to keep (backup_keep of stack.yml).")
+@verbose_option
+def backup(keep, verbose):
+    """Back up the running stack (backup.yml) into a new folder of backup_dir; print where."""
+    progress = run_play("playbooks/backup.yml", extravars={"backup_keep": keep} if keep else None, verbose=verbose)
+    for line in progress.results["Say where the backup is"]["msg"]:
+        click.echo(line)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--overwrite", is_flag=True, help="Delete the stack here first if it holds data.")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@verbose_option
+def restore(folder, overwrite, yes, verbose):
+    """Restore a backup folder (restore.yml) onto an empty stack, or over this one with --overwrite."""
+    if overwrite:
+        confirm("Delete every database, bucket and run of the stack here, then restore the backup?", yes)
+    run_play("playbooks/restore.yml", extravars={"backup": str(Path(folder).resolve()), "overwrite": overwrite},
+             verbose=verbose)
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON array.")
 def status(as_json):
     """The stack's health: each service's container, its health, restarts and URL; non-zero when one is down."""

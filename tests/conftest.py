@@ -1,10 +1,11 @@
 """Session fixtures: the stack is brought up once with playbooks/run_server.yml, for real.
 
-Every test is marked with its suite, the folder it is in (unit, integration, e2e, demo, remote; lint for
+Every test is marked with its suite, the folder it is in (unit, integration, e2e, demo, ops, remote; lint for
 test_lint.py), so `pytest tests -m unit` runs the fast part alone; `pytest tests` runs everything.
 """
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from mlops_stack.stackenv import REPO, ansible_playbook, load_stack  # noqa: E40
 TESTS = Path(__file__).parent
 # The suite of each folder of tests/ is its name; the files directly in tests/ are named here. Every
 # suite is a marker registered in pyproject.toml.
-SUITE_FOLDERS = ("unit", "integration", "e2e", "demo", "remote")
+SUITE_FOLDERS = ("unit", "integration", "e2e", "demo", "ops", "remote")
 SUITE_FILES = {"test_lint.py": "lint"}
 
 
@@ -63,3 +64,12 @@ def stack(request):
     # Every client verifies the proxy's certificate, as a user's file makes them do.
     os.environ.update(stack.tls_env())
     return stack
+
+
+@pytest.fixture(scope="session")
+def demo_venv():
+    """.venv-demo, the student's environment of the demo (helpers in demorun.py), made or brought up to date with
+    `make demo-venv` (a no-op when it is)."""
+    from demorun import DEMO_PYTHON
+    subprocess.run(["make", "--silent", "demo-venv"], cwd=REPO, check=True, timeout=1800)
+    return DEMO_PYTHON

@@ -193,3 +193,28 @@ def test_a_ci_mistake_stops_the_job_with_what_to_do(project, stack, job_image, t
     assert result.returncode != 0
     assert message in result.stdout, result.stdout[-4000:]
     assert "Step load_data has started" not in result.stdout
+
+
+def test_a_job_reaches_the_stack_at_a_new_public_address(project, stack, job_image, students, tmp_path, monkeypatch):
+    """The administrator moves the stack to another address (here the jobs network's gateway, an address of this
+    machine that job containers reach) and runs run_server.yml: the student pastes the new CI variables, and the
+    job trains against the same account, whose ZenML components followed."""
+    gateway = subprocess.run(["docker", "network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}",
+                              stack.settings["stack_jobs_network_name"]],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert gateway and gateway != stack.settings["stack_public_host"]
+    variant = tmp_path / "project"
+    shutil.copytree(project, variant)
+    try:
+        ansible_playbook("playbooks/run_server.yml", "-e", f"stack_public_host={gateway}")
+        variables = ci_variables(STUDENT)
+        assert variables["MLFLOW_TRACKING_URI"].startswith(f"https://{gateway}:"), variables["MLFLOW_TRACKING_URI"]
+        (variant / ".gitlab-ci-local-variables.yml").write_text(yaml.safe_dump(variables))
+        result = run_job(variant, stack, job_image)
+        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+        run_id = reported(result.stdout, "MLflow run: ").split(" in experiment ")[0]
+        run = mlflow_as(user_env(STUDENT), monkeypatch).get_run(run_id)
+        assert run.info.status == "FINISHED" and run.data.metrics["test_accuracy"] > 0.5
+    finally:
+        ansible_playbook("playbooks/run_server.yml")
+    assert user_env(STUDENT)["MLFLOW_TRACKING_URI"] == students[STUDENT]["MLFLOW_TRACKING_URI"]

@@ -26,7 +26,8 @@ def invoke(*args, stdin=None):
     return CliRunner().invoke(cli.main, list(args), input=stdin)
 
 
-@pytest.mark.parametrize("args", [[], ["users"], ["up"], ["users", "add"], ["users", "remove"], ["purge"]])
+@pytest.mark.parametrize("args", [[], ["users"], ["up"], ["users", "add"], ["users", "remove"], ["purge"], ["backup"],
+                                  ["restore"]])
 def test_every_command_has_help(args):
     done = invoke(*args, "--help")
     assert done.exit_code == 0 and "Usage: main" in done.output
@@ -39,6 +40,8 @@ def test_every_command_has_help(args):
     (["users", "add", "--roster", "/nonexistent.csv"], "'/nonexistent.csv' does not exist"),
     (["users", "remove", "alice", "--roster", "pyproject.toml"], "give user names or --roster, not both"),
     (["users", "bogus"], "No such command 'bogus'"),
+    (["restore", "/nonexistent"], "'/nonexistent' does not exist"),
+    (["backup", "--keep", "0"], "Invalid value for '--keep'"),
 ])
 def test_a_usage_mistake_is_one_line_and_exit_status_2(plays, args, message):
     done = invoke(*args)
@@ -60,18 +63,24 @@ def test_a_dry_run_is_the_plays_check_mode(plays):
     assert [kwargs["check"] for _, kwargs in plays] == [True, True]
 
 
-@pytest.mark.parametrize("args", [["purge"], ["users", "remove", "alice"]])
+@pytest.mark.parametrize("args", [["purge"], ["users", "remove", "alice"], ["restore", "tests", "--overwrite"]])
 def test_destruction_asks_and_a_no_changes_nothing(plays, monkeypatch, args):
     monkeypatch.setattr(cli, "interactive", lambda: True)
     done = invoke(*args, stdin="n\n")
     assert done.exit_code == 1 and "Aborted" in done.output and not plays
 
 
-@pytest.mark.parametrize("args", [["purge"], ["users", "remove", "alice"]])
+@pytest.mark.parametrize("args", [["purge"], ["users", "remove", "alice"], ["restore", "tests", "--overwrite"]])
 def test_destruction_without_a_terminal_needs_yes(plays, args):
     done = invoke(*args)  # CliRunner's stdin is not a terminal
     assert done.exit_code == 2 and "Refused without --yes (no terminal to ask on)" in done.output and not plays
     assert invoke(*args, "--yes").exit_code == 0 and len(plays) == 1
+
+
+def test_restore_names_the_folder_absolute_and_asks_nothing_onto_an_empty_stack(plays):
+    assert invoke("restore", "tests").exit_code == 0
+    assert plays == [("playbooks/restore.yml", {"extravars": {"backup": str(cli.REPO / "tests"), "overwrite": False},
+                                                "verbose": False})]
 
 
 def test_remove_passes_the_confirmation_and_archive_to_the_play(plays):

@@ -12,7 +12,7 @@ from mlops_stack.stackenv import REPO
 
 DEMO_VENV = REPO / ".venv-demo"
 DEMO_PYTHON = DEMO_VENV / "bin" / "python"
-FAST_CONFIG = Path(__file__).parent / "fast.yaml"
+FAST_CONFIG = Path(__file__).parent / "demo" / "fast.yaml"
 PIPELINE = ["python", "-m", "demo.pipeline.run", "--config", str(FAST_CONFIG)]
 
 

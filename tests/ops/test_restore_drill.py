@@ -1,0 +1,232 @@
+"""The restore drill: two students work on the stack (a hybrid pipeline run with its MLflow run, artifacts and
+registered model, an object of their own, a table in their schema), playbooks/backup.yml backs it up (the third
+backup while a student keeps logging), `make purge` deletes everything, and playbooks/restore.yml brings it back.
+Each student then finds their work with the credentials they had, still out of the other's reach. Before the drill,
+what a restore must refuse (a damaged backup, other versions, a stack that holds data) is refused, with nothing
+changed.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+import uuid
+
+import mlflow
+import pymysql
+import pytest
+from botocore.exceptions import ClientError
+from mlflow.exceptions import MlflowException
+
+from demorun import PIPELINE, pipeline_run, run
+from mlops_stack.stackenv import REPO, ansible_playbook, load_stack, recap, user_env, user_s3
+from mlops_stack.stackenv import user_mlflow as mlflow_as
+from roster import root_sql
+from zenml_client import zenml_as
+
+SUFFIX = uuid.uuid4().hex[:6]
+STUDENT, OTHER = f"bk-{SUFFIX}", f"bk-{SUFFIX}-b"
+NOTE = b"notes taken before the backup\n"
+
+
+def sql(env):
+    stack = load_stack()
+    return pymysql.connect(host=stack.db_host, port=stack.db_port, user=env["DATABASE_USER"],
+                           password=env["DATABASE_PASSWORD"], database=env["DATABASE_SCHEMA"], autocommit=True)
+
+
+def backup(folder, *args):
+    done = ansible_playbook("playbooks/backup.yml", "-e", f"backup_dir={folder}", *args)
+    path = re.search(r"Backup: (\S+?)'?$", done.stdout, re.M).group(1)
+    copied, linked = map(int, re.search(r"Objects: (\d+) copied, (\d+) unchanged", done.stdout).groups())
+    return path, copied, linked
+
+
+def restore(path, *args, check=True):
+    return ansible_playbook("playbooks/restore.yml", "-e", f"backup={path}", *args, check=check)
+
+
+@pytest.fixture(scope="module")
+def students(stack, demo_venv, tmp_path_factory):
+    roster = tmp_path_factory.mktemp("roster") / "drill.csv"
+    roster.write_text(f"username,role\n{STUDENT},developer\n{OTHER},developer\n")
+    ansible_playbook("playbooks/manage_users.yml", "--tags", "add", "-e", f"roster={roster}")
+    yield {name: user_env(name) for name in (STUDENT, OTHER)}
+    ansible_playbook("playbooks/manage_users.yml", "--tags", "remove", "-e", f"roster={roster}", "-e", "confirm=yes",
+                     check=False)
+
+
+@pytest.fixture(scope="module")
+def work(students, tmp_path_factory):
+    """What each student made before the backup."""
+    made = {}
+    for name, env in students.items():
+        home = tmp_path_factory.mktemp(f"home-{name}")
+        made[name] = pipeline_run(run(["demo/stacks/hybrid.sh", f"credentials/{name}.env", *PIPELINE], home))
+        user_s3(env).put_object(Bucket=env["STACK_BUCKET"], Key="notes/before.txt", Body=NOTE)
+        with sql(env) as connection, connection.cursor() as cursor:
+            cursor.execute("CREATE TABLE marks (student VARCHAR(64), mark INT)")
+            cursor.execute("INSERT INTO marks VALUES (%s, 17)", (name,))
+    return made
+
+
+@pytest.fixture(scope="module")
+def backups(work, tmp_path_factory):
+    """Three backups into a folder that keeps two: the second right after the first, the third while a student logs
+    metrics as fast as the server takes them."""
+    folder = tmp_path_factory.mktemp("backups")
+    first, _, _ = backup(folder, "-e", "backup_keep=2")
+    second, copied, linked = backup(folder, "-e", "backup_keep=2")
+    stop = threading.Event()
+    logging = threading.Thread(target=keep_logging, args=(user_env(STUDENT), stop), daemon=True)
+    logging.start()
+    try:
+        third, _, _ = backup(folder, "-e", "backup_keep=2")
+    finally:
+        stop.set()
+        logging.join(60)
+    return {"folder": folder, "first": first, "second": second, "third": third, "copied": copied, "linked": linked}
+
+
+def keep_logging(env, stop):
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        client = mlflow_as(env, monkeypatch)
+        experiment = client.create_experiment(f"{STUDENT}.during-backup")
+        while not stop.is_set():
+            run_id = client.create_run(experiment).info.run_id
+            for step in range(20):
+                client.log_metric(run_id, "loss", 1.0 / (step + 1), step=step)
+            client.set_terminated(run_id)
+
+
+def test_an_unchanged_object_is_linked_not_copied(backups):
+    assert backups["copied"] == 0 and backups["linked"] > 0, backups
+
+
+def test_only_the_last_backups_are_kept_each_private(backups):
+    kept = sorted(path.name for path in backups["folder"].iterdir())
+    assert kept == sorted(path.split("/")[-1] for path in (backups["second"], backups["third"])), kept
+    for folder in backups["folder"].iterdir():
+        assert folder.stat().st_mode & 0o777 == 0o700
+        files = [path for path in folder.rglob("*") if path.is_file()]
+        assert files and all(path.stat().st_mode & 0o077 == 0 for path in files), folder
+
+
+def test_the_manifest_names_versions_and_checksums(backups, stack):
+    manifest = json.loads((REPO / backups["third"] / "manifest.json").read_text())
+    versions = manifest["info"]["versions"]
+    assert {"database", "object_store", "zenml", "mlflow", "proxy"} <= set(versions)
+    for service, image in versions.items():
+        running = subprocess.run(["docker", "inspect", "--format", "{{.Config.Image}}", stack.services[service]["container"]],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        assert image == running, service
+    assert {"database.sql", "credentials", "objects", "files"} <= set(manifest["parts"])
+    assert all(re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]) for entry in manifest["files"].values())
+
+
+def still_there(students, work, monkeypatch):
+    """The positive control of each refusal: the student's run is where it was."""
+    run_id = work[STUDENT].mlflow_id
+    assert mlflow_as(students[STUDENT], monkeypatch).get_run(run_id).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("checksum", "is damaged: database.sql does not match its checksum. Nothing was restored."),
+    ("version", "The backup is of mlops/mlflow:0.0.1 (mlflow) but this stack runs"),
+    ("none", "The stack here holds data (mlops-database-data"),
+])
+def test_a_restore_refuses_and_changes_nothing(backups, students, work, tmp_path, monkeypatch, damage, message):
+    copy = tmp_path / "backup"
+    shutil.copytree(backups["third"], copy)
+    if damage == "checksum":
+        with open(copy / "database.sql", "ab") as dump:
+            dump.write(b"-- one more line\n")
+    elif damage == "version":
+        manifest = json.loads((copy / "manifest.json").read_text())
+        manifest["info"]["versions"]["mlflow"] = "mlops/mlflow:0.0.1"
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+    before = sorted(path.name for path in (REPO / "credentials").iterdir())
+    done = restore(copy, check=False)
+    assert done.returncode != 0
+    assert message in " ".join(done.stdout.split()), done.stdout[-3000:]
+    assert sorted(path.name for path in (REPO / "credentials").iterdir()) == before
+    still_there(students, work, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def restored(backups, students, work):
+    """`make purge`, then the restore of the last backup onto the empty stack."""
+    ansible_playbook("playbooks/teardown.yml", "-e", "teardown_remove_data=true")
+    done = restore(backups["third"])
+    assert recap(done.stdout)["failed"] == 0
+    return done
+
+
+def test_the_students_find_their_mlflow_runs_artifacts_and_models(restored, students, work, monkeypatch, tmp_path):
+    made, client = work[STUDENT], mlflow_as(students[STUDENT], monkeypatch)
+    run_ = client.get_run(made.mlflow_id)
+    assert run_.data.metrics["test_accuracy"] == pytest.approx(made.accuracy, abs=1e-4)
+    assert client.get_model_version(made.model, str(made.version)).status == "READY"
+    # The model's files, through MLflow's artifact proxy, from the restored bucket.
+    files = mlflow.artifacts.download_artifacts(artifact_uri=client.get_model_version_download_uri(made.model, made.version),
+                                                dst_path=str(tmp_path), tracking_uri=students[STUDENT]["MLFLOW_TRACKING_URI"])
+    assert "MLmodel" in os.listdir(files), os.listdir(files)
+    with pytest.raises(MlflowException, match="PERMISSION_DENIED|403"):
+        mlflow_as(students[OTHER], monkeypatch).get_run(made.mlflow_id)
+
+
+def test_the_students_find_their_zenml_runs_stacks_and_artifacts(restored, students, work, tmp_path):
+    env, made = students[STUDENT], work[STUDENT]
+    seen = zenml_as(env["ZENML_STORE_URL"], STUDENT, env["ZENML_STORE_PASSWORD"], f"""
+        run = Client().get_pipeline_run("{made.zenml_id}")
+        result = {{"status": run.status.value, "user": run.user.name, "stack": run.stack.name}}
+    """)
+    assert seen == {"status": "completed", "user": STUDENT, "stack": STUDENT}
+    # The artifact is read from the student's bucket with the keys of their private ZenML secret (from a file:
+    # ZenML loads the artifact store's flavor relative to the main module's folder).
+    probe = tmp_path / "probe.py"
+    probe.write_text("from zenml.client import Client\n"
+                     f"print('accuracy', Client().get_pipeline_run('{made.zenml_id}').steps['evaluate'].outputs['accuracy'][0].load())\n")
+    done = run(["demo/stacks/hybrid.sh", f"credentials/{STUDENT}.env", "python", str(probe)], tmp_path)
+    assert float(done.stdout.split("accuracy ")[-1].split()[0]) == pytest.approx(made.accuracy, abs=1e-4)
+
+
+def test_the_ci_api_key_still_signs_in(restored, students, monkeypatch):
+    env = students[STUDENT]
+    monkeypatch.setenv("ZENML_STORE_API_KEY", env["ZENML_STORE_API_KEY"])
+    seen = zenml_as(env["ZENML_STORE_URL"], "", "", "result = Client().active_user.name")
+    assert seen == f"{STUDENT}-ci"
+
+
+def test_the_students_objects_and_tables_are_back_and_still_private(restored, students):
+    env, other = students[STUDENT], students[OTHER]
+    assert user_s3(env).get_object(Bucket=env["STACK_BUCKET"], Key="notes/before.txt")["Body"].read() == NOTE
+    with pytest.raises(ClientError, match="AccessDenied"):
+        user_s3(other).get_object(Bucket=env["STACK_BUCKET"], Key="notes/before.txt")
+    with sql(env) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT student, mark FROM marks")
+        assert cursor.fetchall() == ((STUDENT, 17),)
+    with pytest.raises(pymysql.err.OperationalError, match="1142|denied"):
+        with sql(other) as connection, connection.cursor() as cursor:
+            cursor.execute(f"SELECT * FROM `{env['DATABASE_SCHEMA']}`.marks")
+
+
+def test_the_backup_taken_during_logging_is_consistent(restored, stack):
+    """--single-transaction: no metric without its run, no run without its experiment."""
+    with root_sql(stack, "mlflow") as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM metrics WHERE run_uuid NOT IN (SELECT run_uuid FROM runs)")
+        assert cursor.fetchone()[0] == 0
+        cursor.execute("SELECT COUNT(*) FROM runs WHERE experiment_id NOT IN (SELECT experiment_id FROM experiments)")
+        assert cursor.fetchone()[0] == 0
+        cursor.execute("SELECT COUNT(*) FROM runs r JOIN experiments e USING (experiment_id) WHERE e.name = %s",
+                       (f"{STUDENT}.during-backup",))
+        assert cursor.fetchone()[0] > 0
+
+
+def test_a_new_run_is_logged_after_the_restore(restored, students, monkeypatch):
+    client = mlflow_as(students[STUDENT], monkeypatch)
+    experiment = client.get_experiment_by_name(f"{STUDENT}.during-backup")
+    run_id = client.create_run(experiment.experiment_id).info.run_id
+    client.log_metric(run_id, "after_restore", 1.0)
+    assert client.get_run(run_id).data.metrics["after_restore"] == 1.0

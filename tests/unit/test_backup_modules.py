@@ -1,0 +1,61 @@
+"""The file side of backups: where minio_mirror stores an object (never outside its folder, whatever the key) and
+backup_manifest's checksums (a changed, missing or linked file). The copy itself is the restore drill's
+(tests/ops/test_restore_drill.py), against the real object store."""
+import os
+
+import pytest
+
+from stackenv import load_ansible_module as load
+
+minio_mirror = load("minio_mirror")
+backup_manifest = load("backup_manifest")
+
+
+@pytest.mark.parametrize("key", ["a/b.txt", "../../etc/passwd", "/abs", "a/../../b", "", "x" * 1024, "ü/é"])
+def test_an_object_is_stored_inside_its_bucket_folder_whatever_its_key(tmp_path, key):
+    relative = minio_mirror.object_file("alice", key)
+    assert os.path.realpath(tmp_path / relative).startswith(str(tmp_path / "alice") + os.sep)
+    assert relative != minio_mirror.object_file("alice", key + " ")
+
+
+def backup_folder(path):
+    (path / "objects").mkdir(parents=True)
+    (path / "database.sql").write_text("CREATE TABLE t (a INT);\n")
+    (path / "objects" / "one").write_bytes(b"1" * 100)
+    return path
+
+
+def test_a_written_manifest_verifies_and_names_each_part(tmp_path):
+    folder = backup_folder(tmp_path / "b1")
+    written = backup_manifest.write(str(folder), {"versions": {"mlflow": "mlops/mlflow:3.17.2"}}, None)
+    assert written["parts"] == {"database.sql": {"files": 1, "bytes": 24}, "objects": {"files": 1, "bytes": 100}}
+    manifest, difference = backup_manifest.verify(str(folder))
+    assert difference is None and manifest["info"]["versions"]["mlflow"] == "mlops/mlflow:3.17.2"
+    assert (folder / "manifest.json").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("damage,difference", [
+    (lambda folder: (folder / "database.sql").write_text("CREATE TABLE t (a INT);\n-- edited\n"),
+     "database.sql does not match its checksum"),
+    (lambda folder: (folder / "objects" / "one").write_bytes(b"2" * 100), "objects/one does not match its checksum"),
+    (lambda folder: (folder / "objects" / "one").unlink(), "objects/one is missing"),
+])
+def test_a_damaged_backup_names_its_first_bad_file(tmp_path, damage, difference):
+    folder = backup_folder(tmp_path / "b1")
+    backup_manifest.write(str(folder), {}, None)
+    damage(folder)
+    assert backup_manifest.verify(str(folder))[1] == difference
+
+
+def test_a_linked_file_takes_its_checksum_from_the_previous_manifest(tmp_path, monkeypatch):
+    first = backup_folder(tmp_path / "b1")
+    backup_manifest.write(str(first), {}, None)
+    second = tmp_path / "b2"
+    (second / "objects").mkdir(parents=True)
+    os.link(first / "objects" / "one", second / "objects" / "one")
+    (second / "database.sql").write_text("changed\n")
+    read = []
+    monkeypatch.setattr(backup_manifest, "sha256", lambda path, real=backup_manifest.sha256: read.append(path) or real(path))
+    backup_manifest.write(str(second), {}, str(first))
+    assert read == [str(second / "database.sql")]
+    assert backup_manifest.verify(str(second))[1] is None
