@@ -121,7 +121,7 @@ def test_the_manifest_names_versions_and_checksums(backups, stack):
         running = subprocess.run(["docker", "inspect", "--format", "{{.Config.Image}}", stack.services[service]["container"]],
                                  capture_output=True, text=True, check=True).stdout.strip()
         assert image == running, service
-    assert {"database.sql", "credentials", "objects", "files"} <= set(manifest["parts"])
+    assert {"database.sql", "credentials.tar", "objects", "files"} <= set(manifest["parts"])
     assert all(re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]) for entry in manifest["files"].values())
 
 

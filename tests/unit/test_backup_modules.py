@@ -55,7 +55,8 @@ def test_a_linked_file_takes_its_checksum_from_the_previous_manifest(tmp_path, m
     os.link(first / "objects" / "one", second / "objects" / "one")
     (second / "database.sql").write_text("changed\n")
     read = []
-    monkeypatch.setattr(backup_manifest, "sha256", lambda path, real=backup_manifest.sha256: read.append(path) or real(path))
+    monkeypatch.setattr(backup_manifest, "file_sha256",
+                        lambda path, real=backup_manifest.file_sha256: read.append(path) or real(path))
     backup_manifest.write(str(second), {}, str(first))
     assert read == [str(second / "database.sql")]
     assert backup_manifest.verify(str(second))[1] is None

@@ -1,5 +1,6 @@
-"""What every module of the stack shares, whatever the service: the batch form of its input, one-line errors and
-the refusal of new_only."""
+"""What every module of the stack shares, whatever the service: the batch form of its input, one-line errors,
+the refusal of new_only and a file's checksum."""
+import hashlib
 
 
 def batch_items(params, option, fields):
@@ -29,3 +30,12 @@ def one_line(error, limit=500):
 def already_taken(service, taken):
     """The one line a module fails with when new_only finds what already holds the new names (one phrase each)."""
     return f"{service}: already taken, nothing was changed - {'; '.join(taken)}"
+
+
+def file_sha256(path):
+    """The SHA-256 of a file's content, read in blocks of 1 MiB."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -60,21 +60,13 @@ parts:
   type: dict
 """
 
-import hashlib
 import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.stack_common import file_sha256
 
 MANIFEST = "manifest.json"
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read(folder):
@@ -108,7 +100,7 @@ def write(folder, info, previous):
         if was and os.path.exists(os.path.join(previous, relative)) and os.path.samefile(path, os.path.join(previous, relative)):
             files[relative] = was
         else:
-            files[relative] = {"size": os.path.getsize(path), "sha256": sha256(path)}
+            files[relative] = {"size": os.path.getsize(path), "sha256": file_sha256(path)}
     manifest = {"format": 1, "info": info, "parts": parts(files), "files": files}
     with open(os.open(os.path.join(folder, MANIFEST), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w",
               encoding="utf-8") as out:
@@ -123,7 +115,7 @@ def verify(folder):
         path = os.path.join(folder, relative)
         if not os.path.isfile(path):
             return manifest, f"{relative} is missing"
-        if os.path.getsize(path) != entry["size"] or sha256(path) != entry["sha256"]:
+        if os.path.getsize(path) != entry["size"] or file_sha256(path) != entry["sha256"]:
             return manifest, f"{relative} does not match its checksum"
     return manifest, None
 

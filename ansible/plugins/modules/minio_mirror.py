@@ -69,6 +69,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.minio_common import error_message, minio_argument_spec, minio_connect
+from ansible.module_utils.stack_common import file_sha256
 
 INDEX = "index.json"
 
@@ -78,13 +79,6 @@ def object_file(bucket, key):
     digest = hashlib.sha256(key.encode()).hexdigest()
     return f"{bucket}/{digest[:2]}/{digest}"
 
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_index(folder):
@@ -114,7 +108,7 @@ def download(client, path, previous):
             else:
                 stat = client.fget_object(bucket, key, target)
                 os.chmod(target, 0o600)
-                entry.update(sha256=sha256(target), content_type=stat.content_type)
+                entry.update(sha256=file_sha256(target), content_type=stat.content_type)
                 copied += 1
             index[bucket][key] = entry
     with open(os.open(os.path.join(path, INDEX), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as out:
