@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_stack.stackenv import ansible_playbook, user_env, user_mlflow, user_s3
+from mlops_stack.stackenv import ansible_playbook, load_stack, user_env, user_mlflow, user_s3
 
 
 def timed(playbook, *args):
@@ -29,6 +29,8 @@ def main():
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--mib", type=int, default=20, help="MiB of objects per user")
     args = parser.parse_args()
+    os.environ.update(load_stack().tls_env())  # every client verifies the proxy's certificate
+    os.environ["MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"] = "false"
     names = [f"bench-b{i:03d}" for i in range(args.count)]
     with tempfile.TemporaryDirectory() as folder:
         roster = Path(folder) / "roster.csv"
