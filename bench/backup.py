@@ -8,14 +8,13 @@ changed (target: under 10% of the full one), and the restore's time as a ratio o
 """
 import argparse
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from mlops_stack.stackenv import ansible_playbook, load_stack, user_env, user_mlflow, user_s3
+from mlops_stack.stackenv import ansible_playbook, backup_report, load_stack, user_env, user_mlflow, user_s3
 
 
 def timed(playbook, *args):
@@ -49,9 +48,9 @@ def main():
                         s3.put_object(Bucket=env["STACK_BUCKET"], Key=f"bench/{part}.bin", Body=os.urandom(4 << 20))
             backups = Path(folder) / "backups"
             full, out = timed("playbooks/backup.yml", "-e", f"backup_dir={backups}")
-            path = re.search(r"Backup: (\S+?)'?$", out, re.M).group(1)
+            path = backup_report(out)[0]
             again, out = timed("playbooks/backup.yml", "-e", f"backup_dir={backups}")
-            linked = re.search(r"Objects: (\d+) copied, (\d+) unchanged", out).groups()
+            linked = backup_report(out)[1:]
             ansible_playbook("playbooks/teardown.yml", "-e", "teardown_remove_data=true")
             restore, _ = timed("playbooks/restore.yml", "-e", f"backup={path}")
             size = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())

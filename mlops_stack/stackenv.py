@@ -41,6 +41,13 @@ def ansible_playbook(playbook: str, *args: str, check: bool = True, timeout: int
     return result
 
 
+def backup_report(output: str) -> tuple:
+    """(folder, objects copied, objects linked) from the output of playbooks/backup.yml."""
+    folder = re.search(r"Backup: (\S+?)'?$", output, re.M).group(1)
+    copied, linked = map(int, re.search(r"Objects: (\d+) copied, (\d+) unchanged", output).groups())
+    return folder, copied, linked
+
+
 def _clean_env() -> dict:
     import os
     env = dict(os.environ)

@@ -2,7 +2,7 @@
 tests/e2e/conftest.py)."""
 import pymysql
 
-from mlops_stack.stackenv import ansible_playbook, user_env
+from mlops_stack.stackenv import ansible_playbook, load_stack, user_env
 
 STUDENT_A, STUDENT_B, TEACHER = "it-ana", "it-ben", "it-tea"
 # Developers of their own for the tests that remove one, so the roster stays whole for every other test.
@@ -21,6 +21,14 @@ def root_sql(stack, database=None):
     """A connection to the stack's database as root."""
     return pymysql.connect(host=stack.db_host, port=stack.db_port, user="root",
                            password=stack.secret("database_root_password"), database=database)
+
+
+def user_sql(env, database=None):
+    """A user's connection with their file's account. The database is not published: this machine reaches it
+    on the stack network, where a student's client would reach the port an administrator publishes."""
+    stack = load_stack()
+    return pymysql.connect(host=stack.db_host, port=stack.db_port, user=env["DATABASE_USER"],
+                           password=env["DATABASE_PASSWORD"], database=database, autocommit=True)
 
 
 def user_rows(stack):

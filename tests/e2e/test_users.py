@@ -9,18 +9,11 @@ import pytest
 from botocore.exceptions import ClientError
 from mlflow.exceptions import MlflowException
 
-from mlops_stack.stackenv import REPO, load_stack
+from mlops_stack.stackenv import REPO
 from mlops_stack.stackenv import user_mlflow as mlflow, user_s3 as s3
 from roster import ARCHIVED, READDED, STUDENT_A, STUDENT_B, TEACHER, manage, read_env, user_rows
+from roster import user_sql as sql
 from zenml_client import zenml_as
-
-def sql(env):
-    """A user's connection with their file's account. The database is not published: this machine reaches it
-    on the stack network, where a student's client would reach the port an administrator publishes."""
-    stack = load_stack()
-    return pymysql.connect(host=stack.db_host, port=stack.db_port, user=env["DATABASE_USER"],
-                           password=env["DATABASE_PASSWORD"], autocommit=True)
-
 
 def zenml_with_key(env, code, monkeypatch):
     """Run ZenML client code logged in with the API key of a credentials file only (no user name)."""

@@ -20,9 +20,9 @@ from botocore.exceptions import ClientError
 from mlflow.exceptions import MlflowException
 
 from demorun import PIPELINE, pipeline_run, run
-from mlops_stack.stackenv import REPO, ansible_playbook, load_stack, recap, user_env, user_s3
+from mlops_stack.stackenv import REPO, ansible_playbook, backup_report, recap, user_env, user_s3
 from mlops_stack.stackenv import user_mlflow as mlflow_as
-from roster import root_sql
+from roster import root_sql, user_sql
 from zenml_client import zenml_as
 
 SUFFIX = uuid.uuid4().hex[:6]
@@ -30,17 +30,8 @@ STUDENT, OTHER = f"bk-{SUFFIX}", f"bk-{SUFFIX}-b"
 NOTE = b"notes taken before the backup\n"
 
 
-def sql(env):
-    stack = load_stack()
-    return pymysql.connect(host=stack.db_host, port=stack.db_port, user=env["DATABASE_USER"],
-                           password=env["DATABASE_PASSWORD"], database=env["DATABASE_SCHEMA"], autocommit=True)
-
-
 def backup(folder, *args):
-    done = ansible_playbook("playbooks/backup.yml", "-e", f"backup_dir={folder}", *args)
-    path = re.search(r"Backup: (\S+?)'?$", done.stdout, re.M).group(1)
-    copied, linked = map(int, re.search(r"Objects: (\d+) copied, (\d+) unchanged", done.stdout).groups())
-    return path, copied, linked
+    return backup_report(ansible_playbook("playbooks/backup.yml", "-e", f"backup_dir={folder}", *args).stdout)
 
 
 def restore(path, *args, check=True):
@@ -65,7 +56,7 @@ def work(students, tmp_path_factory):
         home = tmp_path_factory.mktemp(f"home-{name}")
         made[name] = pipeline_run(run(["demo/stacks/hybrid.sh", f"credentials/{name}.env", *PIPELINE], home))
         user_s3(env).put_object(Bucket=env["STACK_BUCKET"], Key="notes/before.txt", Body=NOTE)
-        with sql(env) as connection, connection.cursor() as cursor:
+        with user_sql(env, env["DATABASE_SCHEMA"]) as connection, connection.cursor() as cursor:
             cursor.execute("CREATE TABLE marks (student VARCHAR(64), mark INT)")
             cursor.execute("INSERT INTO marks VALUES (%s, 17)", (name,))
     return made
@@ -74,7 +65,7 @@ def work(students, tmp_path_factory):
 @pytest.fixture(scope="module")
 def backups(work, tmp_path_factory):
     """Three backups into a folder that keeps two: the second right after the first, the third while a student logs
-    metrics as fast as the server takes them."""
+    metrics as fast as the server takes them. They hold root's secrets: deleted after the module."""
     folder = tmp_path_factory.mktemp("backups")
     first, _, _ = backup(folder, "-e", "backup_keep=2")
     second, copied, linked = backup(folder, "-e", "backup_keep=2")
@@ -86,7 +77,8 @@ def backups(work, tmp_path_factory):
     finally:
         stop.set()
         logging.join(60)
-    return {"folder": folder, "first": first, "second": second, "third": third, "copied": copied, "linked": linked}
+    yield {"folder": folder, "first": first, "second": second, "third": third, "copied": copied, "linked": linked}
+    shutil.rmtree(folder)
 
 
 def keep_logging(env, stop):
@@ -147,7 +139,10 @@ def test_a_restore_refuses_and_changes_nothing(backups, students, work, tmp_path
         manifest["info"]["versions"]["mlflow"] = "mlops/mlflow:0.0.1"
         (copy / "manifest.json").write_text(json.dumps(manifest))
     before = sorted(path.name for path in (REPO / "credentials").iterdir())
-    done = restore(copy, check=False)
+    try:
+        done = restore(copy, check=False)
+    finally:
+        shutil.rmtree(copy)  # root's secrets
     assert done.returncode != 0
     assert message in " ".join(done.stdout.split()), done.stdout[-3000:]
     assert sorted(path.name for path in (REPO / "credentials").iterdir()) == before
@@ -204,11 +199,11 @@ def test_the_students_objects_and_tables_are_back_and_still_private(restored, st
     assert user_s3(env).get_object(Bucket=env["STACK_BUCKET"], Key="notes/before.txt")["Body"].read() == NOTE
     with pytest.raises(ClientError, match="AccessDenied"):
         user_s3(other).get_object(Bucket=env["STACK_BUCKET"], Key="notes/before.txt")
-    with sql(env) as connection, connection.cursor() as cursor:
+    with user_sql(env, env["DATABASE_SCHEMA"]) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT student, mark FROM marks")
         assert cursor.fetchall() == ((STUDENT, 17),)
     with pytest.raises(pymysql.err.OperationalError, match="1142|denied"):
-        with sql(other) as connection, connection.cursor() as cursor:
+        with user_sql(other, other["DATABASE_SCHEMA"]) as connection, connection.cursor() as cursor:
             cursor.execute(f"SELECT * FROM `{env['DATABASE_SCHEMA']}`.marks")
 
 

@@ -3,6 +3,7 @@ compares the running stack with this checkout's images, refuses a downgrade with
 and backs the stack up before an upgrade (a newer tag than any built here stands for the next release; only the
 first play runs, with --tags upgrade)."""
 import json
+import shutil
 import subprocess
 
 from mlops_stack.stackenv import ansible_playbook
@@ -28,10 +29,13 @@ def test_a_downgrade_is_refused_and_nothing_changes(stack):
 def test_an_upgrade_backs_the_stack_up_first_and_a_rerun_does_not(stack, tmp_path):
     running = inspect(stack.services["mlflow"]["container"], "{{.Config.Image}}")
     newer = f"{running.split(':')[0]}:99.0.0"
-    done = ansible_playbook("playbooks/run_server.yml", "--tags", "upgrade", "-e", "mlflow_server_image_tag=99.0.0",
-                            "-e", f"backup_dir={tmp_path}")
-    assert f"Upgrade: mlflow {running} {newer}: backing up first" in " ".join(done.stdout.split()), done.stdout[-3000:]
-    [backup] = list(tmp_path.iterdir())
-    assert json.loads((backup / "manifest.json").read_text())["info"]["versions"]["mlflow"] == running
-    again = ansible_playbook("playbooks/run_server.yml", "--tags", "upgrade", "-e", f"backup_dir={tmp_path}")
-    assert "Upgrade:" not in again.stdout and list(tmp_path.iterdir()) == [backup]
+    try:
+        done = ansible_playbook("playbooks/run_server.yml", "--tags", "upgrade", "-e", "mlflow_server_image_tag=99.0.0",
+                                "-e", f"backup_dir={tmp_path}")
+        assert f"Upgrade: mlflow {running} {newer}: backing up first" in " ".join(done.stdout.split()), done.stdout[-3000:]
+        [backup] = list(tmp_path.iterdir())
+        assert json.loads((backup / "manifest.json").read_text())["info"]["versions"]["mlflow"] == running
+        again = ansible_playbook("playbooks/run_server.yml", "--tags", "upgrade", "-e", f"backup_dir={tmp_path}")
+        assert "Upgrade:" not in again.stdout and list(tmp_path.iterdir()) == [backup]
+    finally:
+        shutil.rmtree(tmp_path)  # the backup holds root's secrets

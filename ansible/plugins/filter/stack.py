@@ -48,7 +48,14 @@ def stack_setting_keys(patterns):
     return keys
 
 
+def stack_backup_folders(services):
+    """The folders a backup copies as they are (each service's backup_paths): container, path, and the file in the
+    backup that holds them."""
+    return [{"container": service["container"], "path": path, "file": f"files/{service['role']}{path.replace('/', '_')}.tar"}
+            for service in services.values() for path in service.get("backup_paths", [])]
+
+
 class FilterModule:
     def filters(self):
         return {"stack_proxy_ports": stack_proxy_ports, "stack_service_ports": stack_service_ports, "stack_unknown_settings": stack_unknown_settings,
-                "stack_setting_keys": stack_setting_keys}
+                "stack_setting_keys": stack_setting_keys, "stack_backup_folders": stack_backup_folders}

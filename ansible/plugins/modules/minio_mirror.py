@@ -80,7 +80,6 @@ def object_file(bucket, key):
     return f"{bucket}/{digest[:2]}/{digest}"
 
 
-
 def read_index(folder):
     if not folder or not os.path.isfile(os.path.join(folder, INDEX)):
         return {}
