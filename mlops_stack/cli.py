@@ -286,6 +286,24 @@ def users_list(as_json):
     click.echo(f"{len(rows)} user{'s' if len(rows) != 1 else ''}", err=True)
 
 
+@users.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def users_show(name, as_json):
+    """A user's role, when they were added, and what each service holds under their name."""
+    progress = run_play("playbooks/manage_users.yml", tags=["show"], extravars={"username": name}, quiet=True)
+    user = progress.results["Show the user (role, when added, what each service holds)"]["msg"]
+    if as_json:
+        click.echo(json.dumps(user, indent=2))
+    else:
+        click.echo(f"{user['username']:<21} {user['role'] or 'not a user of the stack':<14} {user['created'] or ''}")
+        for line in user["held"]:
+            click.echo(f"  {line}")
+    if not user["role"]:
+        raise click.ClickException(f"no such user: {name}" + (" (the services hold what is listed above under the "
+                                                              "name: a leftover)" if user["held"] else ""))
+
+
 @main.command()
 @click.argument("credentials", type=click.Path(exists=True, dir_okay=False))
 def doctor(credentials):
@@ -297,6 +315,33 @@ def doctor(credentials):
     failed = [check.name for check in checks if not check.ok]
     if failed:
         raise click.ClickException(f"{len(failed)} check{'s' if len(failed) > 1 else ''} failed: {', '.join(failed)}")
+
+
+@main.command("env")
+@click.argument("credentials", type=click.Path(exists=True, dir_okay=False))
+@click.option("--ci", is_flag=True, help="The GitLab CI/CD variables to add to a project, with their values.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array in GitLab's variable fields (key, value, masked).")
+def env(credentials, ci, as_json):
+    """What a credentials file holds, its secrets hidden; with --ci, the GitLab CI/CD variables to add to a
+    project (Settings > CI/CD > Variables), secrets marked."""
+    from mlops_stack.doctor import ci_variables, read_credentials, secret
+    try:
+        variables = ci_variables(Path(credentials))
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    if not ci:
+        for_ci = {name for name, _value, _hidden in variables}
+        variables = [(name, "(hidden)" if secret(name) else value, secret(name))
+                     for name, value in read_credentials(Path(credentials)).items()]
+    if as_json:
+        click.echo(json.dumps([{"key": name, "value": value, "masked": hidden, "protected": True}
+                               for name, value, hidden in variables], indent=2))
+        return
+    for name, value, hidden in variables:
+        use = ("secret: mask it" if hidden else "visible") if ci else ("CI and here" if name in for_ci else "here")
+        click.echo(f"{name:<32} {use:<16} {value}")
+    if ci:
+        click.echo("Add each as Key and Value; tick Mask variable where it says secret, Protect variable on all.", err=True)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,24 @@ def read_credentials(path: Path) -> dict:
     return values
 
 
+def ci_variables(path: Path) -> list:
+    """The GitLab CI/CD variables the file's header names (its CI_VARIABLES line): (name, value, secret) each."""
+    header = [line.split("=", 1)[1] for line in path.read_text(encoding="utf-8-sig").splitlines()
+              if line.startswith("# CI_VARIABLES=")]
+    if not header:
+        raise ValueError(f"{path} has no CI_VARIABLES line: not a credentials file of the stack")
+    env = read_credentials(path)
+    names = header[0].split()
+    missing = [name for name in names if not env.get(name)]
+    if missing:
+        raise ValueError(f"{path} has no {', '.join(missing)}: {NEW_FILE}")
+    return [(name, env[name], secret(name)) for name in names]
+
+
+def secret(name: str) -> bool:
+    return any(word in name for word in ("PASSWORD", "SECRET", "API_KEY"))
+
+
 def fields(env: dict, path: Path) -> Check:
     missing = [name for name in REQUIRED if not env.get(name)]
     if missing:
@@ -134,6 +152,9 @@ def object_store(env: dict, verify) -> Check:
         client.put_object(Bucket=bucket, Key=key, Body=b"probe")
         assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == b"probe"
         client.delete_object(Bucket=bucket, Key=key)
+        # The object store lists only the buckets a key may use: any other must be read-only (shared datasets).
+        others = [item["Name"] for item in client.list_buckets()["Buckets"] if item["Name"] != bucket]
+        writable = [other for other in others if writes(client, other, key)]
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         fix = {"InvalidAccessKeyId": f"the object store does not know AWS_ACCESS_KEY_ID: {NEW_FILE}",
@@ -143,7 +164,45 @@ def object_store(env: dict, verify) -> Check:
         return Check("object store", False, f"{code}: {fix}")
     except BotoCoreError as error:
         return Check("object store", False, str(error))
-    return Check("object store", True, f"bucket {bucket} readable and writable")
+    if writable:
+        return Check("object store", False, f"your keys can write to {', '.join(writable)}: tell your administrator")
+    return Check("object store", True, f"bucket {bucket} readable and writable"
+                                       + (f"; read-only: {', '.join(others)}" if others else ""))
+
+
+def writes(client, bucket: str, key: str) -> bool:
+    """Whether a put into the bucket is allowed (what it put is deleted)."""
+    from botocore.exceptions import ClientError
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=b"probe")
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "AccessDenied":
+            return False
+        raise
+    client.delete_object(Bucket=bucket, Key=key)
+    return True
+
+
+def database(env: dict, ca: str | None) -> Check:
+    """The database account, where the administrator publishes the database (it is not, by default)."""
+    host, port = env.get("DATABASE_HOST", ""), int(env.get("DATABASE_PORT") or 3306)
+    try:
+        socket.create_connection((host, port), timeout=10).close()
+    except OSError:
+        return Check("database", True, f"not published at {host}:{port}: nothing to check (the stack's database is "
+                                       "reachable only where your administrator publishes it)")
+    try:
+        import pymysql
+    except ImportError:
+        return Check("database", True, f"{host}:{port} answers: install pymysql to check the sign-in")
+    try:
+        pymysql.connect(host=host, port=port, user=env["DATABASE_USER"], password=env["DATABASE_PASSWORD"],
+                        database=env["DATABASE_SCHEMA"], ssl={"ca": ca} if ca else None, connect_timeout=10).close()
+    except pymysql.err.OperationalError as error:
+        fix = {1045: f"refuses DATABASE_USER and DATABASE_PASSWORD: {NEW_FILE}",
+               1044: f"no access to schema {env['DATABASE_SCHEMA']}: ask your administrator"}.get(error.args[0], str(error))
+        return Check("database", False, fix)
+    return Check("database", True, f"signed in as {env['DATABASE_USER']}, schema {env['DATABASE_SCHEMA']} is yours")
 
 
 def diagnose(path: Path) -> list:
@@ -162,4 +221,6 @@ def diagnose(path: Path) -> list:
         if reached.ok:
             answer = ask(env, verify)
             checks.extend(answer if isinstance(answer, list) else [answer])
+    if env.get("DATABASE_USER"):
+        checks.append(database(env, ca))
     return checks

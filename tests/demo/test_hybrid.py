@@ -262,8 +262,10 @@ def test_an_artifact_pointing_at_another_bucket_is_refused_by_the_object_store(u
     assert forged.status_code == 500 and forged.json()["detail"] == ["RuntimeError", "Forbidden"], forged.text[:500]
 
 
-def test_doctor_runs_in_the_students_environment(demo_venv, users, tmp_path):
+def test_doctor_and_env_run_in_the_students_environment(demo_venv, users, tmp_path):
     """Without Ansible or the server's .venv: the demo environment's Python, from the repository's root."""
     done = run([str(demo_venv), "-m", "mlops_stack.cli", "doctor", str(handed_out(tmp_path))], tmp_path, check=False)
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     assert f"ok    ZenML stack: {STUDENT}, yours" in done.stdout.splitlines()
+    variables = run([str(demo_venv), "-m", "mlops_stack.cli", "env", "--ci", str(handed_out(tmp_path))], tmp_path)
+    assert variables.stdout.splitlines()[0].split() == ["STACK_USER", "visible", STUDENT]

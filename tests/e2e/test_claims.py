@@ -52,12 +52,29 @@ def nothing_of(stack, name):
 
 
 def refused_add(stack, name, *expected):
+    jobs = zenml_jobs_left(stack)
     result = manage("--tags", "add", "-e", f"username={name}", "-e", "role=developer", check=False)
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0, output[-2000:]
     for phrase in expected:
         assert phrase in output, (phrase, output[-3000:])
     assert nothing_of(stack, name) == []
+    assert zenml_jobs_left(stack) == jobs
+
+
+def zenml_jobs_left(stack):
+    """The ZenML jobs still running and the results the plays left behind (none is added by a play that ended)."""
+    import os
+    import pathlib
+    folder = os.path.expanduser(f"~/.ansible_async_{stack.settings['stack_name']}")
+    running = []
+    for process in pathlib.Path("/proc").glob("[0-9]*"):
+        try:
+            if b"AnsiballZ_zenml_users" in (process / "cmdline").read_bytes():
+                running.append(process.name)
+        except OSError:  # it ended meanwhile
+            pass
+    return set(os.listdir(folder) + running)
 
 
 def add_then_remove(stack, name):
@@ -85,6 +102,16 @@ def test_an_access_key_named_after_a_future_student_stops_the_add(users, stack):
     finally:
         root.delete_service_account("it-fut1")
     add_then_remove(stack, "it-fut1")
+
+
+def test_an_object_store_user_left_under_a_future_students_name_stops_the_add(users, stack):
+    root = admin_minio(stack)
+    root.user_add("it-fut4", uuid.uuid4().hex)
+    try:
+        refused_add(stack, "it-fut4", "object store: already taken, nothing was changed - user it-fut4")
+    finally:
+        root.user_remove("it-fut4")
+    add_then_remove(stack, "it-fut4")
 
 
 def test_a_stack_named_after_a_future_student_stops_the_add(users, stack):
@@ -195,6 +222,7 @@ def test_the_zenml_jobs_results_are_private_and_deleted(users, stack):
     users of the server cannot read a result even while a job runs), and every result is deleted."""
     import os
     folder = os.path.expanduser(f"~/.ansible_async_{stack.settings['stack_name']}")
+    jobs = zenml_jobs_left(stack)
     add_then_remove(stack, "it-tmp2")
     assert os.stat(folder).st_mode & 0o777 == 0o700
-    assert os.listdir(folder) == []
+    assert zenml_jobs_left(stack) == jobs

@@ -37,6 +37,13 @@ def test_add_list_and_remove_a_user_through_the_tool(stack, tmp_path):
     log = Path(added.stdout.split("full log: ")[1].split()[0])
     assert log.stat().st_mode & 0o777 == 0o600 and "PLAY RECAP" in log.read_text()
     assert listed()[NAME]["role"] == "teacher"
+    shown = mlops("users", "show", NAME, "--json")
+    assert shown.returncode == 0, shown.stderr
+    user = json.loads(shown.stdout)
+    assert (user["role"], user["created"]) == ("teacher", listed()[NAME]["created"])
+    assert user["held"] == [f"database: {NAME}: account {NAME}@%, schema user_{NAME.replace('-', '_')}",
+                            f"object store: bucket {NAME}", f"object store: user {NAME}",
+                            f"MLflow: {NAME}: account {NAME}", f"ZenML: {NAME}: account {NAME}"]
 
     again = mlops("users", "add", NAME)
     assert again.returncode == 1
@@ -49,6 +56,9 @@ def test_add_list_and_remove_a_user_through_the_tool(stack, tmp_path):
     removed = mlops("users", "remove", NAME, "--yes")
     assert removed.returncode == 0, removed.stdout[-2000:] + removed.stderr[-2000:]
     assert NAME not in listed()
+    nothing = mlops("users", "show", NAME)
+    assert nothing.returncode == 1 and nothing.stderr.strip() == f"Error: no such user: {NAME}", nothing.stderr
+    assert nothing.stdout.split() == [NAME, "not", "a", "user", "of", "the", "stack"]
 
     gone = mlops("doctor", str(kept))
     assert gone.returncode == 1, gone.stdout
@@ -73,13 +83,15 @@ def failed(done):
     return dict(line.split(": ", 1) for line in lines)
 
 
-def test_doctor_passes_a_good_file_and_names_each_broken_thing(users, tmp_path):
+def test_doctor_passes_a_good_file_and_names_each_broken_thing(users, stack, tmp_path):
     good = mlops("doctor", str(handed_out(tmp_path, STUDENT_A)))
     assert good.returncode == 0, good.stdout + good.stderr
     lines = good.stdout.splitlines()
-    assert len(lines) == 10 and all(line.startswith("ok  ") for line in lines), lines
+    assert len(lines) == 11 and all(line.startswith("ok  ") for line in lines), lines
     assert f"ok    MLflow sign-in: as {STUDENT_A}" in lines and f"ok    ZenML stack: {STUDENT_A}, yours" in lines
-    assert f"ok    object store: bucket {STUDENT_A} readable and writable" in lines
+    shared = ", ".join(sorted(stack.settings["object_store_shared_buckets"]))
+    assert f"ok    object store: bucket {STUDENT_A} readable and writable; read-only: {shared}" in lines
+    assert lines[-1].startswith("ok    database: not published at ")  # the default: the database is not published
 
     env = users[STUDENT_A]
     wrong = mlops("doctor", str(handed_out(tmp_path, STUDENT_A, lambda text: text.replace(
@@ -101,6 +113,18 @@ def test_doctor_passes_a_good_file_and_names_each_broken_thing(users, tmp_path):
     assert untrusted.returncode == 1
     assert failed(untrusted)[f"MLflow at {env['MLFLOW_TRACKING_URI']}"].startswith("certificate not trusted (")
     assert len(failed(untrusted)) == 3  # each service, and nothing asked of any
+
+
+def test_doctor_signs_in_to_a_reachable_database_and_names_a_wrong_password(users, stack, tmp_path):
+    """Where the database is reachable (here: the container's address on the stack network, from this host)."""
+    env = users[STUDENT_A]
+    reached = lambda text: text.replace(f"DATABASE_HOST={env['DATABASE_HOST']}", f"DATABASE_HOST={stack.db_host}")  # noqa: E731
+    good = mlops("doctor", str(handed_out(tmp_path, STUDENT_A, reached)))
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.splitlines()[-1] == f"ok    database: signed in as {STUDENT_A}, schema {env['DATABASE_SCHEMA']} is yours"
+    wrong = mlops("doctor", str(handed_out(tmp_path, STUDENT_A, lambda text: reached(text).replace(
+        f"DATABASE_PASSWORD={env['DATABASE_PASSWORD']}", "DATABASE_PASSWORD=not-it"))))
+    assert wrong.returncode == 1 and failed(wrong) == {"database": "refuses DATABASE_USER and DATABASE_PASSWORD: " + NEW_FILE}
 
 
 def certifi_ca():

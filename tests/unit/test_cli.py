@@ -1,5 +1,7 @@
 """The mlops command's arguments, errors and exit codes, with click's CliRunner; the plays it runs are
 tested against the real stack in tests/e2e/test_mlops_command.py."""
+import json
+
 import pytest
 from click.testing import CliRunner
 
@@ -26,8 +28,8 @@ def invoke(*args, stdin=None):
     return CliRunner().invoke(cli.main, list(args), input=stdin)
 
 
-@pytest.mark.parametrize("args", [[], ["users"], ["up"], ["users", "add"], ["users", "remove"], ["purge"], ["backup"],
-                                  ["restore"]])
+@pytest.mark.parametrize("args", [[], ["users"], ["up"], ["users", "add"], ["users", "remove"], ["users", "show"],
+                                  ["env"], ["purge"], ["backup"], ["restore"]])
 def test_every_command_has_help(args):
     done = invoke(*args, "--help")
     assert done.exit_code == 0 and "Usage: main" in done.output
@@ -150,3 +152,51 @@ def test_a_hidden_result_counts_as_changed_when_ansible_says_so():
     progress.event({"event": "runner_on_ok", "stdout": "ok: [localhost]", "event_data": {
         "role": "stack_users", "task": "Read them", "res": {"censored": "hidden: no_log"}}})
     assert progress.changed == {"stack_users": ["Create the accounts"]}
+
+
+HANDED_OUT = """# MLOps stack credentials of alice (developer).
+# CI_VARIABLES=STACK_USER ZENML_STORE_API_KEY MLFLOW_TRACKING_PASSWORD\r
+STACK_USER=alice\r
+STACK_CA_FILE=mlops-ca.crt
+MLFLOW_TRACKING_PASSWORD=pw1
+ZENML_STORE_PASSWORD=pw2
+ZENML_STORE_API_KEY=key3
+"""
+
+
+def test_env_ci_prints_the_files_ci_variables_as_ci_variables_sh_does_with_secrets_marked(tmp_path):
+    import subprocess
+    path = tmp_path / "alice.env"
+    path.write_text(HANDED_OUT)
+    done = invoke("env", str(path), "--ci")
+    assert done.exit_code == 0, done.output
+    rows = [line.split() for line in done.stdout.splitlines()]
+    assert rows == [["STACK_USER", "visible", "alice"], ["ZENML_STORE_API_KEY", "secret:", "mask", "it", "key3"],
+                    ["MLFLOW_TRACKING_PASSWORD", "secret:", "mask", "it", "pw1"]]
+    script = subprocess.run(["bash", str(cli.REPO / "demo/scripts/ci_variables.sh"), str(path)],
+                            capture_output=True, text=True, check=True)
+    assert script.stdout.splitlines() == [f"{row[0]}={row[-1]}" for row in rows]
+    as_json = json.loads(invoke("env", str(path), "--ci", "--json").stdout)
+    assert as_json[1] == {"key": "ZENML_STORE_API_KEY", "value": "key3", "masked": True, "protected": True}
+
+
+def test_env_without_ci_hides_every_secret(tmp_path):
+    path = tmp_path / "alice.env"
+    path.write_text(HANDED_OUT)
+    done = invoke("env", str(path))
+    assert done.exit_code == 0, done.output
+    assert "pw1" not in done.output and "pw2" not in done.output and "key3" not in done.output
+    assert done.stdout.splitlines()[0].split() == ["STACK_USER", "CI", "and", "here", "alice"]
+    assert ["ZENML_STORE_PASSWORD", "here", "(hidden)"] in [line.split() for line in done.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("text,message", [
+    ("STACK_USER=alice\n", "has no CI_VARIABLES line: not a credentials file of the stack"),
+    ("# CI_VARIABLES=STACK_USER ZENML_STORE_API_KEY\nSTACK_USER=alice\nZENML_STORE_API_KEY=\n",
+     "has no ZENML_STORE_API_KEY: ask your teacher for a new credentials file"),
+])
+def test_env_of_a_file_that_is_not_whole_is_one_line(tmp_path, text, message):
+    path = tmp_path / "alice.env"
+    path.write_text(text)
+    done = invoke("env", str(path), "--ci")
+    assert done.exit_code == 1 and done.output.strip() == f"Error: {path} {message}", done.output

@@ -138,7 +138,9 @@ from ansible.module_utils.stack_common import already_taken, batch_items
 
 AUTH_ERRORS = ("InvalidAccessKeyId", "SignatureDoesNotMatch")
 # What MinIO answers (info-service-account) for an access key that is no service account.
-NO_SERVICE_ACCOUNT = ("XMinioInvalidIAMCredentials",)
+# What MinIO answers info-service-account with for a key that is no service account: none by that key, or a
+# user's key (MinIO's answer to that is AccessDenied).
+NO_SERVICE_ACCOUNT = ("XMinioInvalidIAMCredentials", "AccessDenied")
 USER = dict(  # one user: the single form's options and the suboptions of `users`
     access_key=dict(type="str", required=True, no_log=False),
     secret_key=dict(type="str", no_log=True),
