@@ -325,7 +325,7 @@ def test_remove_needs_confirmation_and_an_existing_user(stack, users):
     result = manage("--tags", "remove", "-e", "username=it-nobody", "-e", "confirm=yes", check=False)
     assert result.returncode != 0 and "No such users: it-nobody" in result.stdout + result.stderr
     result = manage("-e", f"username={STUDENT_B}", check=False)
-    assert result.returncode != 0 and "--tags add, --tags remove, --tags refresh or --tags list (exactly one)" in result.stdout + result.stderr
+    assert result.returncode != 0 and "--tags add, remove, refresh, list or show (exactly one)" in result.stdout + result.stderr
     assert (STUDENT_B, "developer") in user_rows(stack)
 
 
