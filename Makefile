@@ -51,9 +51,10 @@ purge: venv
 backup: venv
 	$(BIN)/ansible-playbook playbooks/backup.yml
 
-# make restore BACKUP=/var/backups/mlops/<time>: onto an empty stack (make purge first).
+# make restore BACKUP=/var/backups/mlops/<time> [PASSPHRASE_FILE=<file>]: onto an empty stack (make purge first);
+# PASSPHRASE_FILE where the backup's credentials are encrypted (backup_passphrase_file).
 restore: venv
-	$(BIN)/ansible-playbook playbooks/restore.yml -e backup=$(BACKUP)
+	$(BIN)/ansible-playbook playbooks/restore.yml -e backup=$(BACKUP) $(if $(PASSPHRASE_FILE),-e backup_passphrase_file=$(PASSPHRASE_FILE))
 
 test: venv tools
 	$(BIN)/pytest tests

@@ -192,14 +192,18 @@ def backup(keep, verbose):
 @main.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--overwrite", is_flag=True, help="Delete the stack here first if it holds data.")
+@click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False),
+              help="The file holding the passphrase of the backup's encrypted credentials.")
 @click.option("--yes", is_flag=True, help="Do not ask.")
 @verbose_option
-def restore(folder, overwrite, yes, verbose):
+def restore(folder, overwrite, passphrase_file, yes, verbose):
     """Restore a backup folder (restore.yml) onto an empty stack, or over this one with --overwrite."""
     if overwrite:
         confirm("Delete every database, bucket and run of the stack here, then restore the backup?", yes)
-    run_play("playbooks/restore.yml", extravars={"backup": str(Path(folder).resolve()), "overwrite": overwrite},
-             verbose=verbose)
+    extravars = {"backup": str(Path(folder).resolve()), "overwrite": overwrite}
+    if passphrase_file:
+        extravars["backup_passphrase_file"] = str(Path(passphrase_file).resolve())
+    run_play("playbooks/restore.yml", extravars=extravars, verbose=verbose)
 
 
 @main.command()

@@ -63,9 +63,19 @@ def work(students, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def backups(work, tmp_path_factory):
-    """Three backups into a folder that keeps two: the second right after the first, the third while a student logs
-    metrics as fast as the server takes them. They hold root's secrets: deleted after the module."""
+def passphrase(tmp_path_factory):
+    """The administrator's passphrase file, kept outside credentials/."""
+    path = tmp_path_factory.mktemp("vault") / "passphrase"
+    path.write_text(uuid.uuid4().hex)
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="module")
+def backups(work, passphrase, tmp_path_factory):
+    """Three backups into a folder that keeps two: the second right after the first, the third (its credentials
+    encrypted with a passphrase) while a student logs metrics as fast as the server takes them. They hold root's
+    secrets: deleted after the module."""
     folder = tmp_path_factory.mktemp("backups")
     first, _, _ = backup(folder, "-e", "backup_keep=2")
     second, copied, linked = backup(folder, "-e", "backup_keep=2")
@@ -73,7 +83,7 @@ def backups(work, tmp_path_factory):
     logging = threading.Thread(target=keep_logging, args=(user_env(STUDENT), stop), daemon=True)
     logging.start()
     try:
-        third, _, _ = backup(folder, "-e", "backup_keep=2")
+        third, _, _ = backup(folder, "-e", "backup_keep=2", "-e", f"backup_passphrase_file={passphrase}")
     finally:
         stop.set()
         logging.join(60)
@@ -113,7 +123,8 @@ def test_the_manifest_names_versions_and_checksums(backups, stack):
         running = subprocess.run(["docker", "inspect", "--format", "{{.Config.Image}}", stack.services[service]["container"]],
                                  capture_output=True, text=True, check=True).stdout.strip()
         assert image == running, service
-    assert {"database.sql", "credentials.tar", "objects", "files"} <= set(manifest["parts"])
+    assert {"database.sql", "credentials.tar.gpg", "objects", "files"} <= set(manifest["parts"])
+    assert "credentials.tar" in json.loads((REPO / backups["second"] / "manifest.json").read_text())["parts"]
     assert all(re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]) for entry in manifest["files"].values())
 
 
@@ -123,12 +134,45 @@ def still_there(students, work, monkeypatch):
     assert mlflow_as(students[STUDENT], monkeypatch).get_run(run_id).info.status == "FINISHED"
 
 
+def test_the_credentials_are_encrypted_with_the_passphrase(backups, passphrase, tmp_path):
+    sealed = REPO / backups["third"] / "credentials.tar.gpg"
+    assert not (REPO / backups["third"] / "credentials.tar").exists()
+    assert b"root.env" not in sealed.read_bytes() and b"ustar" not in sealed.read_bytes()
+    opened = tmp_path / "credentials.tar"
+    subprocess.run(["gpg", "--homedir", str(tmp_path), "--batch", "--no-symkey-cache", "--pinentry-mode", "loopback",
+                    "--passphrase-file", str(passphrase), "--output", str(opened), "--decrypt", str(sealed)],
+                   check=True, capture_output=True)
+    subprocess.run(["gpgconf", "--homedir", str(tmp_path), "--kill", "all"], check=False)
+    names = subprocess.run(["tar", "-tf", str(opened)], capture_output=True, text=True, check=True).stdout.split()
+    opened.unlink()  # root's secrets
+    assert {"./root.env", "./zenml_server_encryption_key"} <= set(names), names
+
+
+def test_a_passphrase_kept_in_credentials_is_refused(backups):
+    inside = REPO / "credentials" / "passphrase"
+    inside.write_text("kept with what it protects")
+    try:
+        done = ansible_playbook("playbooks/backup.yml", "-e", f"backup_dir={backups['folder']}",
+                                "-e", f"backup_passphrase_file={inside}", check=False)
+    finally:
+        inside.unlink()
+    assert done.returncode != 0
+    assert (f"backup_passphrase_file must be an absolute path to a file on this controller, kept outside credentials/ "
+            f"(a backup holds credentials/): {inside}. Nothing was backed up.") in " ".join(done.stdout.split())
+    assert len(list(backups["folder"].iterdir())) == 2
+
+
 @pytest.mark.parametrize("damage,message", [
     ("checksum", "is damaged: database.sql does not match its checksum. Nothing was restored."),
     ("version", "The backup is of mlops/mlflow:0.0.1 (mlflow) but this stack runs"),
+    ("no passphrase", "The backup's credentials are encrypted: add -e backup_passphrase_file=<the file holding the "
+                      "passphrase>. Nothing was restored."),
+    ("wrong passphrase", "does not open the backup's credentials (gpg: decryption failed: Bad session key). Nothing was "
+                         "restored."),
     ("none", "The stack here holds data (mlops-database-data"),
 ])
-def test_a_restore_refuses_and_changes_nothing(backups, students, work, tmp_path, monkeypatch, damage, message):
+def test_a_restore_refuses_and_changes_nothing(backups, students, work, passphrase, tmp_path, monkeypatch, damage,
+                                               message):
     copy = tmp_path / "backup"
     shutil.copytree(backups["third"], copy)
     if damage == "checksum":
@@ -138,9 +182,11 @@ def test_a_restore_refuses_and_changes_nothing(backups, students, work, tmp_path
         manifest = json.loads((copy / "manifest.json").read_text())
         manifest["info"]["versions"]["mlflow"] = "mlops/mlflow:0.0.1"
         (copy / "manifest.json").write_text(json.dumps(manifest))
+    key = {"no passphrase": [], "wrong passphrase": [tmp_path / "wrong"]}.get(damage, [passphrase])
+    (tmp_path / "wrong").write_text("not the passphrase")
     before = sorted(path.name for path in (REPO / "credentials").iterdir())
     try:
-        done = restore(copy, check=False)
+        done = restore(copy, *[arg for path in key for arg in ("-e", f"backup_passphrase_file={path}")], check=False)
     finally:
         shutil.rmtree(copy)  # root's secrets
     assert done.returncode != 0
@@ -150,10 +196,10 @@ def test_a_restore_refuses_and_changes_nothing(backups, students, work, tmp_path
 
 
 @pytest.fixture(scope="module")
-def restored(backups, students, work):
+def restored(backups, students, work, passphrase):
     """`make purge`, then the restore of the last backup onto the empty stack."""
     ansible_playbook("playbooks/teardown.yml", "-e", "teardown_remove_data=true")
-    done = restore(backups["third"])
+    done = restore(backups["third"], "-e", f"backup_passphrase_file={passphrase}")
     assert recap(done.stdout)["failed"] == 0
     return done
 

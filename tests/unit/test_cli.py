@@ -85,6 +85,11 @@ def test_restore_names_the_folder_absolute_and_asks_nothing_onto_an_empty_stack(
                                                 "verbose": False})]
 
 
+def test_restore_passes_the_passphrase_file_absolute(plays):
+    assert invoke("restore", "tests", "--passphrase-file", "pyproject.toml").exit_code == 0
+    assert plays[0][1]["extravars"]["backup_passphrase_file"] == str(cli.REPO / "pyproject.toml")
+
+
 def test_remove_passes_the_confirmation_and_archive_to_the_play(plays):
     assert invoke("users", "remove", "alice", "--archive", "--yes").exit_code == 0
     assert plays[0][1]["extravars"] == {"username": "alice", "confirm": "yes", "archive": "yes"}
