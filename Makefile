@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TOOLS := .tools
 GITLAB_CI_LOCAL := gitlab-ci-local@4.73.0
 
-.PHONY: up down purge backup restore test lint bench venv tools
+.PHONY: up down purge status backup restore test lint bench venv tools
 
 venv: $(VENV)/.installed
 
@@ -46,6 +46,10 @@ down: venv
 
 purge: venv
 	$(BIN)/ansible-playbook playbooks/teardown.yml -e teardown_remove_data=true
+
+# The services' health, the disks, the backups and warnings (make status ARGS="-e usage=yes -e strict=yes").
+status: venv
+	$(BIN)/ansible-playbook playbooks/status.yml $(ARGS)
 
 # A backup of the running stack into a new folder of backup_dir (/var/backups/<stack_name>).
 backup: venv

@@ -207,21 +207,58 @@ def restore(folder, overwrite, passphrase_file, yes, verbose):
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
-def status(as_json):
-    """The stack's health: each service's container, its health, restarts and URL; non-zero when one is down."""
-    progress = run_play("playbooks/status.yml", quiet=True)
-    rows = progress.results["Report the services' health"]["msg"]
-    down = [row["service"] for row in rows if row["needed"] and (row["state"] != "running"
-                                                                 or row["health"] not in ("healthy", "none"))]
+@click.option("--usage", is_flag=True, help="Also what each user holds (lists every object: slower).")
+@click.option("--strict", is_flag=True, help="Non-zero on any warning (a full disk, an old backup), not only when down.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def status(usage, strict, as_json):
+    """The stack's health: each service (state, health, restarts, memory, URL), the disks, the database's size,
+    the backups and warnings; non-zero when a service is down."""
+    progress = run_play("playbooks/status.yml", extravars={"usage": usage}, quiet=True)
+    report = progress.results["Report the services, the disks, the backups and the warnings"]["msg"]
+    if usage:
+        report["users"] = progress.results["Report what each user holds"]["msg"]
+    down = [row["service"] for row in report["services"] if row["needed"] and (
+        row["state"] != "running" or row["health"] not in ("healthy", "none"))]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(report, indent=2))
     else:
-        for row in rows:
-            health = row["health"] if row["needed"] or row["state"] != "absent" else "not configured"
-            click.echo(f"{row['service']:<14} {row['state']:<9} {health:<15} restarts {row['restarts']:<3} {row['url']}")
+        show_status(report)
+    for warning in report["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
     if down:
         raise click.ClickException(f"down: {', '.join(down)} (make up starts them; docker logs <container> says why)")
+    if strict and report["warnings"]:
+        raise click.ClickException(f"{len(report['warnings'])} warning{'s' if len(report['warnings']) > 1 else ''}")
+
+
+def size(count) -> str:
+    count = float(count or 0)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return ""
+
+
+def show_status(report: dict) -> None:
+    for row in report["services"]:
+        health = row["health"] if row["needed"] or row["state"] != "absent" else "not configured"
+        click.echo(f"{row['service']:<14} {row['state']:<9} {health:<15} restarts {row['restarts']:<3} "
+                   f"{row['memory'] or '-':<10} {row['url']}")
+    for disk in report["disks"]:
+        click.echo(f"{'disk':<14} {disk['path']}: {disk['used_percent']}% used, {size(disk['free'])} free")
+    click.echo(f"{'database':<14} {size(report['database_bytes'])}")
+    backups = report["backups"]
+    click.echo(f"{'backups':<14} " + (f"{backups['count']} in {backups['dir']}, the newest {backups['age_hours']} hours old"
+                                      if backups["count"] else f"none in {backups['dir']} (mlops backup)"))
+    if "users" in report:
+        click.echo(f"\n{'user':<21} {'role':<14} {'bucket':>10} {'of quota':>9} {'schema':>10} {'MLflow runs':>11} "
+                   f"{'artifacts':>10} {'ZenML runs':>10}  last activity")
+        for user in report["users"]:
+            share = f"{100 * user['bucket_bytes'] / user['bucket_quota']:.0f}%" if user["bucket_quota"] else "-"
+            click.echo(f"{user['username']:<21} {user['role']:<14} {size(user['bucket_bytes']):>10} {share:>9} "
+                       f"{size(user['schema_bytes']):>10} {user['mlflow_runs']:>11} {size(user['mlflow_artifact_bytes']):>10} "
+                       f"{user['zenml_runs']:>10}  {user['last_activity'] or '-'}")
 
 
 @main.group()

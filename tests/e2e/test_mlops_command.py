@@ -4,12 +4,14 @@ import json
 import shutil
 import subprocess
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from mlops_stack.doctor import NEW_FILE
-from mlops_stack.stackenv import BIN, REPO
-from roster import STUDENT_A
+from mlops_stack.stackenv import BIN, REPO, ansible_playbook, user_s3
+from mlops_stack.stackenv import user_mlflow
+from roster import STUDENT_A, user_sql
 
 NAME = f"cli-{uuid.uuid4().hex[:6]}"
 
@@ -144,7 +146,9 @@ def test_a_bad_roster_line_is_the_plays_one_line(stack, tmp_path):
 def test_status_reports_each_service_and_a_stopped_one(stack):
     done = mlops("status", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
-    rows = {row["service"]: row for row in json.loads(done.stdout)}
+    report = json.loads(done.stdout)
+    rows = {row["service"]: row for row in report["services"]}
+    assert [disk["path"] for disk in report["disks"]][0] == docker_root() and report["database_bytes"] > 0
     assert set(rows) == {name for name, service in stack.services.items() if "container" in service}
     for name, row in rows.items():
         if row["needed"]:
@@ -154,7 +158,9 @@ def test_status_reports_each_service_and_a_stopped_one(stack):
     subprocess.run(["docker", "stop", proxy], check=True, capture_output=True)
     try:
         stopped = mlops("status")
-        assert stopped.returncode == 1 and stopped.stderr.startswith("Error: down: proxy (make up starts them"), stopped.stderr
+        assert stopped.returncode == 1, stopped.stderr
+        assert stopped.stderr.splitlines() == ["warning: proxy is exited, health unhealthy",
+                                               "Error: down: proxy (make up starts them; docker logs <container> says why)"]
         assert any(line.startswith("proxy          exited") for line in stopped.stdout.splitlines()), stopped.stdout
     finally:
         subprocess.run(["docker", "start", proxy], check=True, capture_output=True)
@@ -164,3 +170,54 @@ def test_status_reports_each_service_and_a_stopped_one(stack):
             break
     else:
         raise AssertionError("the proxy did not come back healthy")
+
+
+def docker_root():
+    return subprocess.run(["docker", "info", "--format", "{{.DockerRootDir}}"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_status_usage_counts_what_a_student_holds(users, stack):
+    """Each figure against what the student's own clients see: their bucket's bytes, their MLflow runs."""
+    import pytest
+    from mlflow.entities import ViewType
+    env = users[STUDENT_A]
+    s3 = user_s3(env)
+    s3.put_object(Bucket=env["STACK_BUCKET"], Key=f"usage/{uuid.uuid4().hex}", Body=b"x" * 123457)
+    listed_bytes = sum(item["Size"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=env["STACK_BUCKET"])
+                       for item in page.get("Contents", []))
+    with user_sql(env, env["DATABASE_SCHEMA"]) as connection, connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS usage_probe (id INT)")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        client = user_mlflow(env, monkeypatch)
+        experiment = client.create_experiment(f"{STUDENT_A}.usage-{uuid.uuid4().hex[:6]}")
+        client.set_terminated(client.create_run(experiment).info.run_id)
+        experiments = [item.experiment_id for item in client.search_experiments(view_type=ViewType.ALL)
+                       if item.name.startswith(f"{STUDENT_A}.")]
+        runs = len(client.search_runs(experiments, run_view_type=ViewType.ALL, max_results=5000))
+    done = mlops("status", "--usage", "--json")
+    assert done.returncode == 0, done.stderr
+    [row] = [user for user in json.loads(done.stdout)["users"] if user["username"] == STUDENT_A]
+    assert (row["bucket_bytes"], row["mlflow_runs"], row["role"]) == (listed_bytes, runs, "developer")
+    assert row["bucket_quota"] == bucket_quota() and row["schema_bytes"] >= 16384  # InnoDB's first page of the table
+    assert row["last_activity"].startswith(datetime.now(timezone.utc).strftime("%Y-%m-%d"))
+
+
+def bucket_quota():
+    import yaml
+    default = yaml.safe_load((REPO / "roles/stack_users/defaults/main.yml").read_text())["stack_users_bucket_quota"]
+    return (yaml.safe_load((REPO / "stack.yml").read_text()) or {}).get("stack_users_bucket_quota", default)
+
+
+def test_status_strict_fails_on_a_warning_and_passes_without(stack, tmp_path):
+    schedule = json.dumps({"backup_schedule": "30 2 * * *", "backup_dir": str(tmp_path)})
+    late = ansible_playbook("playbooks/status.yml", "-e", "strict=yes", "-e", schedule,
+                            "-e", "stack_summary_disk_warn_percent=100", check=False)
+    assert late.returncode != 0
+    assert ("backups are scheduled (30 2 * * *) but the newest is missing (see .mlops/logs/scheduled-backups.log)"
+            in " ".join(late.stdout.split())), late.stdout[-2000:]
+    full = ansible_playbook("playbooks/status.yml", "-e", "strict=yes", "-e", "stack_summary_disk_warn_percent=0",
+                            check=False)
+    assert full.returncode != 0 and f"disk of {docker_root()} is " in full.stdout
+    ansible_playbook("playbooks/status.yml", "-e", "strict=yes", "-e", "stack_summary_disk_warn_percent=100")
+

@@ -129,25 +129,56 @@ def test_doctor_of_a_missing_file_is_a_usage_error():
     assert done.exit_code == 2 and "'/nonexistent.env' does not exist" in done.output
 
 
-def test_status_is_non_zero_when_a_needed_service_is_down(monkeypatch):
-    rows = [{"service": "database", "container": "mlops-database", "state": "running", "health": "healthy",
-             "restarts": 0, "image": "x", "url": "", "needed": True},
-            {"service": "mlflow", "container": "mlops-mlflow", "state": "exited", "health": "unhealthy",
-             "restarts": 3, "image": "y", "url": "https://h:5000", "needed": True},
-            {"service": "gitlab_runner", "container": "mlops-gitlab-runner", "state": "absent", "health": "absent",
-             "restarts": 0, "image": "", "url": "", "needed": False}]
+STATUS = {
+    "services": [{"service": "database", "container": "mlops-database", "state": "running", "health": "healthy",
+                  "restarts": 0, "image": "x", "url": "", "needed": True, "memory": "144MiB"},
+                 {"service": "mlflow", "container": "mlops-mlflow", "state": "exited", "health": "unhealthy",
+                  "restarts": 3, "image": "y", "url": "https://h:5000", "needed": True, "memory": ""},
+                 {"service": "gitlab_runner", "container": "mlops-gitlab-runner", "state": "absent", "health": "absent",
+                  "restarts": 0, "image": "", "url": "", "needed": False, "memory": ""}],
+    "disks": [{"path": "/var/lib/docker", "bytes": 100 << 30, "free": 5 << 30, "used_percent": 95}],
+    "database_bytes": 11 << 20, "backups": {"dir": "/var/backups/mlops", "count": 0, "newest": None, "age_hours": None},
+    "warnings": ["disk of /var/lib/docker is 95% full"]}
+
+
+@pytest.fixture
+def status_play(monkeypatch):
+    import copy
+    report = copy.deepcopy(STATUS)
 
     def run_play(playbook, **kwargs):
         progress = cli.Progress(quiet=True)
-        progress.results["Report the services' health"] = {"msg": rows}
+        progress.results["Report the services, the disks, the backups and the warnings"] = {"msg": copy.deepcopy(report)}
+        progress.results["Report what each user holds"] = {"msg": [{
+            "username": "alice", "role": "developer", "bucket_objects": 2, "bucket_bytes": 1 << 30,
+            "bucket_quota": 4 << 30, "schema_bytes": 16384, "mlflow_runs": 3, "mlflow_artifact_bytes": 2048,
+            "zenml_runs": 1, "last_activity": "2026-12-01 05:00:00"}]}
         return progress
 
     monkeypatch.setattr(cli, "run_play", run_play)
+    return report
+
+
+def test_status_is_non_zero_when_a_needed_service_is_down(status_play):
     done = invoke("status")
     assert done.exit_code == 1 and "Error: down: mlflow (make up starts them" in done.output
     assert "gitlab_runner  absent    not configured" in done.output
-    rows[1].update(state="running", health="healthy")
+    assert "disk           /var/lib/docker: 95% used, 5.0 GiB free" in done.output
+    assert "warning: disk of /var/lib/docker is 95% full" in done.output
+    assert "backups        none in /var/backups/mlops (mlops backup)" in done.output
+    status_play["services"][1].update(state="running", health="healthy")
     assert invoke("status").exit_code == 0
+    strict = invoke("status", "--strict")
+    assert strict.exit_code == 1 and "Error: 1 warning" in strict.output
+
+
+def test_status_usage_shows_each_users_share_of_the_quota(status_play):
+    status_play["services"][1].update(state="running", health="healthy")
+    done = invoke("status", "--usage")
+    assert done.exit_code == 0, done.output
+    assert done.stdout.splitlines()[-1].split() == ["alice", "developer", "1.0", "GiB", "25%", "16.0", "KiB", "3",
+                                                    "2.0", "KiB", "1", "2026-12-01", "05:00:00"]
+    assert json.loads(invoke("status", "--usage", "--json").stdout)["users"][0]["mlflow_runs"] == 3
 
 
 def test_a_hidden_result_counts_as_changed_when_ansible_says_so():

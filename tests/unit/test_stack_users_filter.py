@@ -138,3 +138,26 @@ def test_accounts_in_each_service(role, admin, roles):
     assert accounts["bucket"] == {"name": "bob-2", "quota": 1024, "expiry_days": 7}
     assert accounts["object_store"] == {"access_key": "bob-2", "secret_key": "s3pw", "policies": [role]}
     assert accounts["mlflow"] == {"username": "bob-2", "password": "mlpw", "admin": admin, "roles": roles}
+
+
+def test_usage_counts_each_users_bucket_schema_runs_and_their_ci_accounts_runs():
+    sql = [[{"name": "user_alice_b", "bytes": 32768}, {"name": "mlflow", "bytes": 999}],
+           [{"experiment_id": 4, "runs": 2, "last": "2026-11-30 10:00:00"},
+            {"experiment_id": 5, "runs": 1, "last": "2026-11-28 10:00:00"},
+            {"experiment_id": 6, "runs": 5, "last": "2026-12-01 10:00:00"}],
+           [{"username": "alice-b", "runs": 1, "last": "2026-11-29 09:00:00"},
+            {"username": "alice-b-ci", "runs": 2, "last": "2026-12-01 08:00:00"},
+            {"username": "alice", "runs": 7, "last": "2026-12-01 09:00:00"}],  # another user, a prefix of the name
+           [{"experiment_id": 4, "name": "alice-b.mnist"}, {"experiment_id": 5, "name": "alice-b.other"},
+            {"experiment_id": 6, "name": "alice.mnist"}]]
+    buckets = {"alice-b": {"objects": 2, "bytes": 300}, "mlflow-artifacts": {"objects": 9, "bytes": 70,
+                                                                              "prefixes": {"4": 10, "5": 20, "6": 40}}}
+    rows = stack_users_module.stack_users_usage([{"username": "alice-b", "role": "developer"},
+                                                 {"username": "bob", "role": "teacher"}],
+                                                sql, buckets, "mlflow-artifacts", 1000)
+    assert rows == [
+        {"username": "alice-b", "role": "developer", "bucket_objects": 2, "bucket_bytes": 300, "bucket_quota": 1000,
+         "schema_bytes": 32768, "mlflow_runs": 3, "mlflow_artifact_bytes": 30, "zenml_runs": 3,
+         "last_activity": "2026-12-01 08:00:00"},
+        {"username": "bob", "role": "teacher", "bucket_objects": 0, "bucket_bytes": 0, "bucket_quota": 1000,
+         "schema_bytes": 0, "mlflow_runs": 0, "mlflow_artifact_bytes": 0, "zenml_runs": 0, "last_activity": None}]

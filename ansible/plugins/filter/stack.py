@@ -55,7 +55,37 @@ def stack_backup_folders(services):
             for service in services.values() for path in service.get("backup_paths", [])]
 
 
+def stack_status(services, df_text, memory_text, backups, schemas, settings):
+    """The report of playbooks/status.yml: each service with its container's memory, each disk (the volumes and
+    images, the backups) with how full it is, the database's size, the backups (how many, the newest and its age)
+    and the warnings (a service down, a disk fuller than disk_warn_percent, with backup_schedule set a newest
+    backup older than backup_max_age_hours)."""
+    from datetime import datetime, timezone
+    memory = dict(line.split(" ", 1) for line in memory_text.splitlines() if " " in line)
+    rows = [dict(row, memory=memory.get(row["container"], "").split(" / ")[0]) for row in services]
+    disks = [{"path": path, "bytes": int(size), "free": int(free), "used_percent": int(used.rstrip("%"))}
+             for path, size, free, used in (line.split() for line in df_text.splitlines()[1:])]
+    now = datetime.now(timezone.utc)
+    newest = max(backups, default=None)
+    age = None
+    if newest:
+        taken = datetime.strptime(newest.rsplit("/", 1)[-1], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        age = round((now - taken).total_seconds() / 3600, 1)
+    warnings = [f"{row['service']} is {row['state']}, health {row['health']}" for row in rows
+                if row["needed"] and (row["state"] != "running" or row["health"] not in ("healthy", "none"))]
+    warnings += [f"disk of {disk['path']} is {disk['used_percent']}% full" for disk in disks
+                 if disk["used_percent"] > settings["disk_warn_percent"]]
+    if settings["backup_schedule"] and (age is None or age > settings["backup_max_age_hours"]):
+        warnings.append(f"backups are scheduled ({settings['backup_schedule']}) but the newest is "
+                        + (f"{age} hours old" if newest else "missing") + " (see .mlops/logs/scheduled-backups.log)")
+    return {"services": rows, "disks": disks,
+            "database_bytes": sum(int(row["bytes"] or 0) for row in schemas),
+            "backups": {"dir": settings["backup_dir"], "count": len(backups), "newest": newest, "age_hours": age},
+            "warnings": warnings}
+
+
 class FilterModule:
     def filters(self):
         return {"stack_proxy_ports": stack_proxy_ports, "stack_service_ports": stack_service_ports, "stack_unknown_settings": stack_unknown_settings,
-                "stack_setting_keys": stack_setting_keys, "stack_backup_folders": stack_backup_folders}
+                "stack_setting_keys": stack_setting_keys, "stack_backup_folders": stack_backup_folders,
+                "stack_status": stack_status}

@@ -66,6 +66,34 @@ def stack_users_plan(user, credentials_dir):
             "env_file": f"{credentials_dir}/{name}.env"}
 
 
+def stack_users_usage(users, sql, buckets, mlflow_bucket, quota):
+    """Per recorded user, what they hold: their bucket (objects, bytes, against the quota), their schema's bytes,
+    their MLflow runs and artifact bytes (of their experiments, named <user>.*: MLflow records the client's
+    local user name with a run, not the one that signed in), their ZenML pipeline runs (as themselves or as their
+    CI service account), and their last activity (the newest run of either). `sql` is the status play's
+    query_result: schema sizes, MLflow runs per experiment, ZenML runs per user, experiments."""
+    schemas = {row["name"]: int(row["bytes"] or 0) for row in sql[0]}
+    mlflow, zenml = {str(row["experiment_id"]): row for row in sql[1]}, {row["username"]: row for row in sql[2]}
+    artifacts = buckets.get(mlflow_bucket, {}).get("prefixes", {})
+    rows = []
+    for user in users:
+        plan = stack_users_plan(user, "")
+        name = plan["username"]
+        owned = [str(row["experiment_id"]) for row in sql[3] if row["name"].startswith(name + ".")]
+        runs = [mlflow[experiment] for experiment in owned if experiment in mlflow]
+        zenml_runs = [row for row in (zenml.get(name), zenml.get(plan["service_account"])) if row]
+        lasts = [row["last"] for row in runs + zenml_runs if row["last"]]
+        bucket = buckets.get(plan["bucket"], {"objects": 0, "bytes": 0})
+        rows.append({"username": name, "role": user["role"],
+                     "bucket_objects": bucket["objects"], "bucket_bytes": bucket["bytes"], "bucket_quota": quota,
+                     "schema_bytes": schemas.get(plan["schema"], 0),
+                     "mlflow_runs": sum(int(row["runs"]) for row in runs),
+                     "mlflow_artifact_bytes": sum(artifacts.get(experiment, 0) for experiment in owned),
+                     "zenml_runs": sum(int(row["runs"]) for row in zenml_runs),
+                     "last_activity": max(lasts) if lasts else None})
+    return rows
+
+
 def stack_users_accounts(user, secrets, settings):
     """What the database_users, minio_bucket, minio_user and mlflow_user modules need for one planned user."""
     name, role = user["username"], user["role"]
@@ -119,4 +147,4 @@ def stack_users_zenml(user, secrets, urls, names_only=False):
 class FilterModule:
     def filters(self):
         return {"stack_users": stack_users, "stack_users_plan": stack_users_plan, "stack_users_accounts": stack_users_accounts,
-                "stack_users_zenml": stack_users_zenml}
+                "stack_users_zenml": stack_users_zenml, "stack_users_usage": stack_users_usage}
