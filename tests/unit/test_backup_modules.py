@@ -60,3 +60,36 @@ def test_a_linked_file_takes_its_checksum_from_the_previous_manifest(tmp_path, m
     backup_manifest.write(str(second), {}, str(first))
     assert read == [str(second / "database.sql")]
     assert backup_manifest.verify(str(second))[1] is None
+
+
+class Listing:
+    """A server's answer to list_buckets and list_objects, for the plan of a download."""
+    def __init__(self, buckets):
+        self.buckets = buckets
+
+    def list_buckets(self):
+        return [type("Bucket", (), {"name": name}) for name in self.buckets]
+
+    def list_objects(self, bucket, recursive):
+        return [type("Item", (), {"object_name": key, "etag": etag, "size": size})
+                for key, etag, size in self.buckets[bucket]]
+
+
+def test_a_download_that_does_not_fit_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    previous = tmp_path / "b1" / "objects"
+    (previous / "alice").mkdir(parents=True)
+    (previous / "alice" / "kept").write_bytes(b"k")
+    (previous / "index.json").write_text('{"alice": {"old": {"file": "alice/kept", "etag": "e1", "size": 900, '
+                                         '"sha256": "x"}}}')
+    server = Listing({"alice": [("old", "e1", 900), ("new", "e2", 100)], "empty": []})
+    buckets, objects = minio_mirror.plan(server, str(previous))
+    assert buckets == ["alice", "empty"] and [was is not None for *_, was in objects] == [True, False]
+    target = tmp_path / "b2.partial" / "objects"
+    free = 3 << 20
+    monkeypatch.setattr(minio_mirror.shutil, "disk_usage", lambda path: type("Usage", (), {"free": free}))
+    assert minio_mirror.check_space(str(target), objects, free - 100) == free  # the linked object takes no space
+    with pytest.raises(RuntimeError) as refused:
+        minio_mirror.check_space(str(target), objects, (2 << 30) - 100)
+    assert str(refused.value) == (f"the backup needs 2.0 GiB (the objects to copy and the database) but {tmp_path} has "
+                                  "3.0 MiB free: nothing was copied; free space, or set backup_dir to a larger disk")
+    assert not target.exists()

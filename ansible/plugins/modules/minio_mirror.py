@@ -24,10 +24,17 @@ options:
   previous:
     description: With V(download), the folder of an earlier download whose unchanged objects are linked, not copied.
     type: path
+  reserve:
+    description:
+      - With V(download), bytes needed on the disk of O(path) besides the objects to copy (e.g. the database dump
+        of the same backup). Before anything is written, the module fails when the objects it would copy (not the
+        linked ones) and O(reserve) do not fit in the free space of that disk.
+    type: int
+    default: 0
 attributes:
   check_mode:
-    description: Cannot run in check mode.
-    support: none
+    description: With V(download), lists what it would copy and checks it fits (C(bytes_needed)); writes nothing.
+    support: partial
   diff_mode:
     description: Returns no diff.
     support: none
@@ -61,11 +68,16 @@ linked:
   description: Objects hard-linked from O(previous) (V(download) only).
   returned: always
   type: int
+bytes_needed:
+  description: The bytes the download needs on the disk of O(path) (the objects to copy and O(reserve)).
+  returned: in check mode with V(download)
+  type: int
 """
 
 import hashlib
 import json
 import os
+import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.minio_common import error_message, minio_argument_spec, minio_connect
@@ -87,29 +99,57 @@ def read_index(folder):
         return json.load(stream)
 
 
-def download(client, path, previous):
-    """Every bucket into path; returns (index, copied, linked)."""
+def plan(client, previous):
+    """(every bucket, every object of them: (bucket, key, etag, size, its entry in previous's index where its file
+    can be linked from there, else None))."""
     earlier = read_index(previous)
-    index, copied, linked = {}, 0, 0
-    os.makedirs(path, mode=0o700)
-    for bucket in sorted(b.name for b in client.list_buckets()):
-        index[bucket] = {}
+    buckets, objects = sorted(b.name for b in client.list_buckets()), []
+    for bucket in buckets:
         for item in client.list_objects(bucket, recursive=True):
-            key, etag, size = item.object_name, item.etag, item.size
-            entry = {"file": object_file(bucket, key), "etag": etag, "size": size}
-            target = os.path.join(path, entry["file"])
-            os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
-            was = earlier.get(bucket, {}).get(key)
-            if was and (was["etag"], was["size"]) == (etag, size) and os.path.isfile(os.path.join(previous, was["file"])):
-                os.link(os.path.join(previous, was["file"]), target)
-                entry.update(sha256=was["sha256"], content_type=was.get("content_type"))
-                linked += 1
-            else:
-                stat = client.fget_object(bucket, key, target)
-                os.chmod(target, 0o600)
-                entry.update(sha256=file_sha256(target), content_type=stat.content_type)
-                copied += 1
-            index[bucket][key] = entry
+            was = earlier.get(bucket, {}).get(item.object_name)
+            if not (was and (was["etag"], was["size"]) == (item.etag, item.size)
+                    and os.path.isfile(os.path.join(previous, was["file"]))):
+                was = None
+            objects.append((bucket, item.object_name, item.etag, item.size, was))
+    return buckets, objects
+
+
+def check_space(path, objects, reserve):
+    """Refuse, before anything is written, when what is to be copied (and reserve) does not fit on path's disk."""
+    need = reserve + sum(size for _bucket, _key, _etag, size, was in objects if not was)
+    folder = path
+    while not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise RuntimeError(f"the backup needs {size(need)} (the objects to copy and the database) but {folder} has "
+                           f"{size(free)} free: nothing was copied; free space, or set backup_dir to a larger disk")
+    return need
+
+
+def size(count):
+    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"
+
+
+def download(client, path, previous, buckets, objects):
+    """The planned buckets and objects into path (linked from previous where they can be); returns (index, copied,
+    linked)."""
+    index, copied, linked = {bucket: {} for bucket in buckets}, 0, 0
+    os.makedirs(path, mode=0o700)
+    for bucket, key, etag, size, was in objects:
+        entry = {"file": object_file(bucket, key), "etag": etag, "size": size}
+        target = os.path.join(path, entry["file"])
+        os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+        if was:
+            os.link(os.path.join(previous, was["file"]), target)
+            entry.update(sha256=was["sha256"], content_type=was.get("content_type"))
+            linked += 1
+        else:
+            stat = client.fget_object(bucket, key, target)
+            os.chmod(target, 0o600)
+            entry.update(sha256=file_sha256(target), content_type=stat.content_type)
+            copied += 1
+        index[bucket][key] = entry
     with open(os.open(os.path.join(path, INDEX), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as out:
         json.dump(index, out, indent=1, sort_keys=True)
     return index, copied, linked
@@ -134,18 +174,25 @@ def argument_spec():
     return minio_argument_spec(
         direction=dict(type="str", required=True, choices=["download", "upload"]),
         path=dict(type="path", required=True),
-        previous=dict(type="path"))
+        previous=dict(type="path"),
+        reserve=dict(type="int", default=0))
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=False)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
     if params["direction"] == "download" and os.path.lexists(params["path"]):
         module.fail_json(msg=f"{params['path']} exists already: a download goes into a new folder")
     client, _ = minio_connect(module)
     try:
         if params["direction"] == "download":
-            index, copied, linked = download(client, params["path"], params["previous"])
+            buckets, objects = plan(client, params["previous"])
+            need = check_space(params["path"], objects, params["reserve"])
+            if module.check_mode:
+                module.exit_json(changed=True, bytes_needed=need)
+            index, copied, linked = download(client, params["path"], params["previous"], buckets, objects)
+        elif module.check_mode:
+            module.exit_json(changed=True)
         else:
             (index, copied), linked = upload(client, params["path"]), 0
     except Exception as error:  # one line for the play, whatever the library raised
