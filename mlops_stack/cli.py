@@ -164,19 +164,22 @@ def up(dry_run, verbose):
 
 
 @main.command()
+@dry_run_option
 @verbose_option
-def down(verbose):
+def down(dry_run, verbose):
     """Stop and remove the containers; every data volume stays."""
-    run_play("playbooks/teardown.yml", verbose=verbose)
+    run_play("playbooks/teardown.yml", check=dry_run, verbose=verbose)
 
 
 @main.command()
 @click.option("--yes", is_flag=True, help="Do not ask.")
+@dry_run_option
 @verbose_option
-def purge(yes, verbose):
+def purge(yes, dry_run, verbose):
     """Remove the containers, volumes and network: every database, bucket and run is lost."""
-    confirm("Delete every database, bucket and run of the stack?", yes)
-    run_play("playbooks/teardown.yml", extravars={"teardown_remove_data": True}, verbose=verbose)
+    if not dry_run:
+        confirm("Delete every database, bucket and run of the stack?", yes)
+    run_play("playbooks/teardown.yml", extravars={"teardown_remove_data": True}, check=dry_run, verbose=verbose)
 
 
 @main.command()

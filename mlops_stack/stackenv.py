@@ -131,6 +131,13 @@ def user_mlflow(env: dict, monkeypatch):
     return MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
 
 
+def role_setting(role: str, key: str):
+    """A role's setting as the plays read it: stack.yml's value, else the role's default (a plain value)."""
+    import yaml
+    chosen = yaml.safe_load((REPO / "stack.yml").read_text()) or {}
+    return chosen[key] if key in chosen else yaml.safe_load((REPO / f"roles/{role}/defaults/main.yml").read_text())[key]
+
+
 def load_stack() -> Stack:
     """The stack as run_server.yml last provisioned it (its registry, credentials/stack.json)."""
     credentials = REPO / "credentials"

@@ -63,17 +63,23 @@ def refused_add(stack, name, *expected):
 
 
 def zenml_jobs_left(stack):
-    """The ZenML jobs still running and the results the plays left behind (none is added by a play that ended)."""
+    """The results in the plays' folder of ZenML jobs, once no ZenML job runs any more (a job a play left running
+    writes its result when it ends; Ansible's wrapper of a finished job may take a moment to exit)."""
     import os
     import pathlib
+    import time
     folder = os.path.expanduser(f"~/.ansible_async_{stack.settings['stack_name']}")
-    running = []
-    for process in pathlib.Path("/proc").glob("[0-9]*"):
-        try:
-            if b"AnsiballZ_zenml_users" in (process / "cmdline").read_bytes():
-                running.append(process.name)
-        except OSError:  # it ended meanwhile
-            pass
+    for _ in range(120):
+        running = []
+        for process in pathlib.Path("/proc").glob("[0-9]*"):
+            try:
+                if b"AnsiballZ_zenml_users" in (process / "cmdline").read_bytes():
+                    running.append(process.name)
+            except OSError:  # it ended meanwhile
+                pass
+        if not running:
+            return set(os.listdir(folder))
+        time.sleep(1)
     return set(os.listdir(folder) + running)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mlops_stack.doctor import NEW_FILE
-from mlops_stack.stackenv import BIN, REPO, ansible_playbook, user_s3
+from mlops_stack.stackenv import BIN, REPO, ansible_playbook, role_setting, user_s3
 from mlops_stack.stackenv import user_mlflow
 from roster import STUDENT_A, user_sql
 
@@ -199,14 +199,9 @@ def test_status_usage_counts_what_a_student_holds(users, stack):
     assert done.returncode == 0, done.stderr
     [row] = [user for user in json.loads(done.stdout)["users"] if user["username"] == STUDENT_A]
     assert (row["bucket_bytes"], row["mlflow_runs"], row["role"]) == (listed_bytes, runs, "developer")
-    assert row["bucket_quota"] == bucket_quota() and row["schema_bytes"] >= 16384  # InnoDB's first page of the table
+    assert row["bucket_quota"] == role_setting("stack_users", "stack_users_bucket_quota")
+    assert row["schema_bytes"] >= 16384  # InnoDB's first page of the table
     assert row["last_activity"].startswith(datetime.now(timezone.utc).strftime("%Y-%m-%d"))
-
-
-def bucket_quota():
-    import yaml
-    default = yaml.safe_load((REPO / "roles/stack_users/defaults/main.yml").read_text())["stack_users_bucket_quota"]
-    return (yaml.safe_load((REPO / "stack.yml").read_text()) or {}).get("stack_users_bucket_quota", default)
 
 
 def test_status_strict_fails_on_a_warning_and_passes_without(stack, tmp_path):
@@ -220,4 +215,16 @@ def test_status_strict_fails_on_a_warning_and_passes_without(stack, tmp_path):
                             check=False)
     assert full.returncode != 0 and f"disk of {docker_root()} is " in full.stdout
     ansible_playbook("playbooks/status.yml", "-e", "strict=yes", "-e", "stack_summary_disk_warn_percent=100")
+
+
+def test_purge_dry_run_names_what_it_would_delete_and_deletes_nothing(stack):
+    def docker(*args):
+        return sorted(subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout.split())
+
+    volumes, running = docker("volume", "ls", "-q"), docker("ps", "--format", "{{.Names}}")
+    done = mlops("purge", "--dry-run")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "stack_teardown: would change" in done.stdout
+    assert docker("volume", "ls", "-q") == volumes and docker("ps", "--format", "{{.Names}}") == running
+    assert stack.services["database"]["volume"] in volumes and stack.services["database"]["container"] in running
 

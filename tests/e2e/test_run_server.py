@@ -15,7 +15,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from mlops_stack.stackenv import REPO, ansible_playbook, recap
+from mlops_stack.stackenv import REPO, ansible_playbook, recap, role_setting
 
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -129,6 +129,23 @@ def test_object_round_trip_through_boto3(stack):
     key = f"e2e/{RUN_ID}.txt"
     client.put_object(Bucket=bucket, Key=key, Body=b"hello stack")
     assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == b"hello stack"
+    client.delete_object(Bucket=bucket, Key=key)
+
+
+def test_the_mlflow_artifacts_bucket_has_a_hard_quota(stack):
+    """Every user's MLflow artifacts share one bucket: its quota (object_store_mlflow_bucket_quota) is the object
+    store's to enforce. Lowered to 1 MiB, a 2 MiB object is refused; at the configured quota it is taken."""
+    client, bucket, key = s3(stack), stack.settings["object_store_mlflow_bucket"], f"e2e-quota/{RUN_ID}"
+    body = b"q" * (2 << 20)
+    try:
+        ansible_playbook("playbooks/run_server.yml", "--tags", "object_store", "-e", "object_store_mlflow_bucket_quota=1048576")
+        with pytest.raises(ClientError) as refused:
+            client.put_object(Bucket=bucket, Key=key, Body=body)
+        assert refused.value.response["Error"]["Code"] == "XMinioAdminBucketQuotaExceeded", refused.value.response
+    finally:
+        ansible_playbook("playbooks/run_server.yml", "--tags", "object_store")
+    assert role_setting("object_store", "object_store_mlflow_bucket_quota") > len(body)
+    client.put_object(Bucket=bucket, Key=key, Body=body)
     client.delete_object(Bucket=bucket, Key=key)
 
 

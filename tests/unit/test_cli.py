@@ -62,7 +62,10 @@ def test_users_add_runs_the_add_play_with_the_user_and_names_the_file(plays):
 def test_a_dry_run_is_the_plays_check_mode(plays):
     assert invoke("users", "add", "alice", "--dry-run").exit_code == 0
     assert invoke("up", "--dry-run").exit_code == 0
-    assert [kwargs["check"] for _, kwargs in plays] == [True, True]
+    assert invoke("down", "--dry-run").exit_code == 0
+    assert invoke("purge", "--dry-run").exit_code == 0  # nothing to confirm, even without a terminal
+    assert [kwargs["check"] for _, kwargs in plays] == [True, True, True, True]
+    assert plays[-1][1]["extravars"] == {"teardown_remove_data": True}
 
 
 @pytest.mark.parametrize("args", [["purge"], ["users", "remove", "alice"], ["restore", "tests", "--overwrite"]])
