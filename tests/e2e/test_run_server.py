@@ -134,11 +134,12 @@ def test_object_round_trip_through_boto3(stack):
 
 def test_the_mlflow_artifacts_bucket_has_a_hard_quota(stack):
     """Every user's MLflow artifacts share one bucket: its quota (object_store_mlflow_bucket_quota) is the object
-    store's to enforce. Lowered to 1 MiB, a 2 MiB object is refused; at the configured quota it is taken."""
+    store's to enforce. Lowered to 1 KiB, an 8 KiB object is refused (small enough to be sent whole before the
+    answer); at the configured quota it is taken."""
     client, bucket, key = s3(stack), stack.settings["object_store_mlflow_bucket"], f"e2e-quota/{RUN_ID}"
-    body = b"q" * (2 << 20)
+    body = b"q" * 8192
     try:
-        ansible_playbook("playbooks/run_server.yml", "--tags", "object_store", "-e", "object_store_mlflow_bucket_quota=1048576")
+        ansible_playbook("playbooks/run_server.yml", "--tags", "object_store", "-e", "object_store_mlflow_bucket_quota=1024")
         with pytest.raises(ClientError) as refused:
             client.put_object(Bucket=bucket, Key=key, Body=body)
         assert refused.value.response["Error"]["Code"] == "XMinioAdminBucketQuotaExceeded", refused.value.response
