@@ -71,7 +71,7 @@ def main():
         for app, (tracking, auth) in zip(("basic-auth", "mlops-auth"), (schemas[:2], schemas[2:])):
             with tempfile.TemporaryDirectory() as folder:
                 env = server_env(db, tracking, auth, Path(folder), *admin, MLFLOW_APP_NAME=app)
-                with running_entrypoint(env, free_port(), Path(folder) / "server.log") as url:
+                with running_entrypoint(env, free_port(), Path(folder) / "server.log") as (url, _server):
                     results[app] = measure(url, admin, args.requests)
     finally:
         with conn.cursor() as cur:

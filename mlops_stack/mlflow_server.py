@@ -42,7 +42,7 @@ def server_env(db, tracking_schema, auth_schema, folder: Path, admin, password, 
 
 @contextlib.contextmanager
 def running_entrypoint(env, port, log: Path):
-    """Run entrypoint.py (it execs `mlflow server`) listening on port; yield its URL once healthy."""
+    """Run entrypoint.py (it becomes the server) listening on port; yield (URL, the process) once healthy."""
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, str(FILES / "entrypoint.py")],
                                 env={**env, "MLFLOW_LISTEN_PORT": str(port)},
@@ -57,7 +57,7 @@ def running_entrypoint(env, port, log: Path):
                 if requests.get(f"{url}/health", timeout=2).status_code == 200:
                     break
             time.sleep(1)
-        yield url
+        yield url, proc
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)

@@ -313,6 +313,10 @@ def test_data_without_its_credentials_is_refused(stack):
 @pytest.mark.parametrize("setting,message", [
     ("zenml_server_cpus=4096", "stack.yml: zenml_server has cpus 4096, more than the"),
     ("database_memory=lots", "stack.yml: database needs memory like 512m or 2g (is lots)"),
+    ("mlflow_server_workers=4", "stack.yml: 4 MLflow workers with 4 threads each need about 1776 MiB, more than "
+                                "mlflow_server_memory (1g)"),
+    ("database_max_connections=60", "stack.yml: the services may open 67 database connections (mlflow 32, zenml 25, "
+                                    "administration 10), which leaves -7 of database_max_connections (60)"),
 ])
 def test_bad_limits_stop_the_play_before_any_change(stack, setting, message):
     result = ansible_playbook("playbooks/run_server.yml", "-e", setting, check=False)

@@ -17,6 +17,9 @@ restarts it.
 """
 import importlib.util
 import os
+import re
+import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -176,7 +179,7 @@ def test_entrypoint_starts_the_real_server_on_empty_schemas_and_restarts(db, new
     log = tmp_path / "server.log"
     port = free_port()
     for start in ("first start", "restart"):
-        with running_entrypoint(env, port, log) as url:
+        with running_entrypoint(env, port, log) as (url, _server):
             search = f"{url}/api/2.0/mlflow/experiments/search?max_results=10"
             assert requests.get(search, timeout=10).status_code == 401, start
             assert requests.get(search, auth=(admin, "wrong-password-1"), timeout=10).status_code == 401, start
@@ -195,3 +198,38 @@ def test_entrypoint_starts_the_real_server_on_empty_schemas_and_restarts(db, new
     server_log = log.read_text()
     assert server_log.count("created the first auth migration's tables") == 1  # first start only
     assert password not in server_log and db["password"] not in server_log
+
+
+def command_line(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return ""  # it ended meanwhile
+
+
+def workers(pid):
+    """The worker processes of uvicorn's supervisor pid (started with multiprocessing's spawn)."""
+    children = [child for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()]
+    return [int(child) for child in children if "spawn_main" in command_line(child)]
+
+
+def test_the_server_runs_without_an_idle_parent_and_replaces_a_killed_worker(db, new_schema, tmp_path):
+    tracking, auth = new_schema(), new_schema()
+    env = server_env(db, tracking.rsplit("/", 1)[1], auth.rsplit("/", 1)[1], tmp_path, "it-admin", uuid.uuid4().hex,
+                     MLFLOW_WORKERS="2")
+    with running_entrypoint(env, free_port(), tmp_path / "server.log") as (url, server):
+        # The entry point's own process became uvicorn's supervisor: no `mlflow server` holding MLflow waits.
+        assert "-m uvicorn" in command_line(server.pid) and "mlflow server" not in command_line(server.pid)
+        rss_kib = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{server.pid}/status").read_text())[1])
+        assert rss_kib < 100 * 1024, f"the supervisor holds {rss_kib} KiB"
+        first = workers(server.pid)
+        assert len(first) == 2, command_line(server.pid)
+        os.kill(first[0], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while len(now := workers(server.pid)) != 2 or first[0] in now:
+            assert time.monotonic() < deadline, f"no worker replaced the killed one within 60 s: {now}"
+            time.sleep(1)
+        for _ in range(10):  # both workers answer, whichever takes the connection
+            assert requests.get(f"{url}/health", timeout=30).status_code == 200
+        server.send_signal(signal.SIGKILL)
+        assert server.wait(timeout=30) == -signal.SIGKILL  # the server's own end is the container's exit status

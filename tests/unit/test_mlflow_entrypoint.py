@@ -45,7 +45,8 @@ def test_settings_name_what_is_missing(missing):
         entrypoint.Settings.from_env({k: v for k, v in ENV.items() if k != missing})
 
 
-@pytest.mark.parametrize("name,value", [("MLFLOW_DB_PORT", "x"), ("MLFLOW_WORKERS", "two")])
+@pytest.mark.parametrize("name,value", [("MLFLOW_DB_PORT", "x"), ("MLFLOW_WORKERS", "two"),
+                                        ("MLFLOW_WORKER_THREADS", "8.5")])
 def test_settings_reject_non_numbers(name, value):
     with pytest.raises(entrypoint.ConfigError, match="whole numbers"):
         entrypoint.Settings.from_env({**ENV, name: value})
@@ -120,6 +121,25 @@ def test_server_environment():
     assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"] == "flask-secret" and env["AWS_SECRET_ACCESS_KEY"] == "s3-secret"
     # Consumed by the entry point: MLflow would prefer them over the ini file.
     assert not set(entrypoint.CONSUMED) & set(env)
+
+
+@pytest.mark.parametrize("name", ["MLFLOW_WORKERS", "MLFLOW_WORKER_THREADS"])
+def test_settings_need_a_worker_and_a_thread(name):
+    with pytest.raises(entrypoint.ConfigError, match="at least 1"):
+        entrypoint.Settings.from_env({**ENV, name: "0"})
+
+
+def test_database_connections_follow_the_threads():
+    env = {**ENV, "MLFLOW_WORKER_THREADS": "6"}
+    result = entrypoint.server_environment(env, entrypoint.Settings.from_env(env))
+    assert (result["MLFLOW_WORKER_THREADS"], result["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"],
+            result["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"]) == ("6", "6", "6")
+
+
+def test_the_server_is_started_without_an_idle_parent_unless_jobs_run():
+    assert not entrypoint.job_execution(ENV)
+    assert entrypoint.job_execution({**ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "True"})
+    entrypoint.check_exec_cmd()  # the pinned MLflow still starts its server through _exec_cmd
 
 
 def test_job_execution_can_be_enabled():

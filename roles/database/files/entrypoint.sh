@@ -1,5 +1,6 @@
 #!/bin/sh
-# Initialise an empty data directory with the root password from the environment, then run mariadbd.
+# Initialise an empty data directory with the root password from the environment, then run mariadbd (with the
+# container's arguments, e.g. --max-connections).
 set -eu
 datadir=/var/lib/mysql
 password="${MARIADB_ROOT_PASSWORD:-${MYSQL_ROOT_PASSWORD:-}}"
@@ -23,4 +24,4 @@ SQL
   wait "$pid" || true
   echo "entrypoint: initialised $datadir"
 fi
-exec mariadbd --user=mysql --datadir="$datadir"
+exec mariadbd --user=mysql --datadir="$datadir" "$@"

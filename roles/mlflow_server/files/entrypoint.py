@@ -17,7 +17,9 @@ Everything comes from the container's environment:
   MLFLOW_ALLOWED_HOSTS                            comma-separated Host headers (fnmatch patterns)
   MLFLOW_CORS_ALLOWED_ORIGINS                     comma-separated origins allowed to change things
   MLFLOW_WORKERS (2)                              server worker processes
-  MLFLOW_AUTH_CACHE_SECONDS (30)                  how long a worker trusts a checked password (0: never)
+  MLFLOW_WORKER_THREADS (8)                       requests a worker runs at once (more wait in its queue), and
+                                                  the database connections each of its two stores may hold
+  MLFLOW_AUTH_CACHE_SECONDS (3600)                how long a worker remembers a checked password (0: never)
   MLFLOW_LISTEN_PORT (5000)                       port the server listens on
   MLFLOW_APP_NAME (mlops-auth)                    the server app: mlops-auth, or basic-auth without the
                                                   stack's rules (bench/mlflow_rules.py compares the two)
@@ -26,6 +28,12 @@ Everything comes from the container's environment:
 No secret is put on the command line (which `ps` shows on the host): the tracking store URI reaches
 MLflow through MLFLOW_BACKEND_STORE_URI, the auth store URI and the admin password through the
 ini file (mode 0600).
+
+`mlflow server` prepares the stores, then starts uvicorn as a child and waits for it: an idle parent that
+holds all of MLflow (about 0.25 GB) and exits 0 whatever became of the server. Here MLflow's own code
+builds the server's command and environment, and this process becomes that server (become_server):
+uvicorn's small supervisor, which restarts a worker that dies, is the container's process, and its exit
+status the container's.
 """
 import os
 import sys
@@ -78,6 +86,9 @@ INITIAL_AUTH_TABLES = {
 # password, a missing grant) fails at once.
 RETRY_CONNECT_ERRORS = {2003, 2006, 2013, 1040, 1053}
 
+# The sign-in of the stack's app (plugin/mlops_mlflow_auth.py): basic-auth's, without its cache's delay.
+MLFLOW_AUTH_FUNCTION = "mlops_mlflow_auth:authenticate"
+
 DEFAULT_ALLOWED_HOSTS = "localhost,localhost:*,127.0.0.1,127.0.0.1:*"
 
 
@@ -99,6 +110,7 @@ class Settings:
     allowed_hosts: str
     cors_allowed_origins: str
     workers: int
+    threads: int
     auth_cache_seconds: int
     port: int
     app_name: str
@@ -116,12 +128,15 @@ class Settings:
         try:
             numbers = {key: int(env.get(name, default)) for key, name, default in [
                 ("db_port", "MLFLOW_DB_PORT", 3306), ("workers", "MLFLOW_WORKERS", 2),
-                ("auth_cache_seconds", "MLFLOW_AUTH_CACHE_SECONDS", 30),
+                ("threads", "MLFLOW_WORKER_THREADS", 8),
+                ("auth_cache_seconds", "MLFLOW_AUTH_CACHE_SECONDS", 3600),
                 ("port", "MLFLOW_LISTEN_PORT", 5000),
                 ("db_wait_seconds", "MLFLOW_DB_WAIT_SECONDS", 120)]}
         except ValueError as error:
-            raise ConfigError(f"MLFLOW_DB_PORT, MLFLOW_WORKERS, MLFLOW_AUTH_CACHE_SECONDS, MLFLOW_LISTEN_PORT and "
-                              f"MLFLOW_DB_WAIT_SECONDS must be whole numbers ({error})") from None
+            raise ConfigError(f"MLFLOW_DB_PORT, MLFLOW_WORKERS, MLFLOW_WORKER_THREADS, MLFLOW_AUTH_CACHE_SECONDS, "
+                              f"MLFLOW_LISTEN_PORT and MLFLOW_DB_WAIT_SECONDS must be whole numbers ({error})") from None
+        if numbers["workers"] < 1 or numbers["threads"] < 1:
+            raise ConfigError("MLFLOW_WORKERS and MLFLOW_WORKER_THREADS must be at least 1")
         return cls(
             db_host=env["MLFLOW_DB_HOST"],
             db_user=env.get("MLFLOW_DB_USER", "mlflow"),
@@ -147,12 +162,13 @@ def database_uri(user: str, password: str, host: str, port: int, schema: str) ->
     return f"mysql+pymysql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{int(port)}/{schema}"
 
 
-def auth_config(database_uri: str, admin_username: str, admin_password: str, cache_seconds: int = 0) -> str:
+def auth_config(database_uri: str, admin_username: str, admin_password: str, cache_seconds: int = 0,
+                authorization_function: str = "mlflow.server.auth:authenticate_request_basic_auth") -> str:
     """The basic-auth ini: users see only what they were granted; the admin account to bootstrap.
 
     Every request carries the password, and checking it costs a deliberately slow hash: with
-    cache_seconds, a worker trusts a password it checked for that long (a changed password or a
-    removed account then stops working within that time).
+    cache_seconds, a worker remembers a password it checked for that long (the stack's app checks it
+    against the account's current hash on every request, MLFLOW_AUTH_FUNCTION).
 
     MLflow reads it with configparser's default interpolation, so '%' is written as '%%'.
     """
@@ -161,7 +177,7 @@ def auth_config(database_uri: str, admin_username: str, admin_password: str, cac
         "database_uri": database_uri,
         "admin_username": admin_username,
         "admin_password": admin_password,
-        "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+        "authorization_function": authorization_function,
         "auth_cache_ttl_seconds": str(int(cache_seconds)),
     }
     for key, value in values.items():
@@ -189,12 +205,46 @@ CONSUMED = ("MLFLOW_DB_PASSWORD", "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADM
 
 
 def server_environment(env, settings: Settings) -> dict:
-    """MLflow's environment: the tracking store, the ini file, no job runner unless asked for."""
+    """MLflow's environment: the tracking store, the ini file, no job runner unless asked for, and per
+    worker as many database connections per store as it runs requests (twice that at a burst; SQLAlchemy's
+    default of 5 plus 10 would make 30 per worker whatever the threads)."""
     result = {key: value for key, value in env.items() if key not in CONSUMED}
     result["MLFLOW_BACKEND_STORE_URI"] = settings.database_uri(settings.db_name)
     result["MLFLOW_AUTH_CONFIG_PATH"] = settings.auth_config_path
+    result["MLFLOW_WORKER_THREADS"] = str(settings.threads)
+    result.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", str(settings.threads))
+    result.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", str(settings.threads))
     result.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     return result
+
+
+def job_execution(env) -> bool:
+    """Whether MLflow runs its job runner, which lives in the `mlflow server` process."""
+    return env.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "").lower() in ("true", "1")
+
+
+def become_server(command: list, env: dict) -> None:
+    """Run `command` (mlflow server ...) in this process, which then replaces itself with the server MLflow
+    would start as its child: MLflow's own checks, migrations, command and environment, without the parent."""
+    import mlflow.server
+    from mlflow.cli import cli
+
+    def exec_server(server_command, *, extra_env=None, **_options):
+        os.execvpe(server_command[0], server_command, {**os.environ, **(extra_env or {})})
+
+    os.environ.clear()
+    os.environ.update(env)
+    mlflow.server._exec_cmd = exec_server  # check_exec_cmd runs at image build
+    cli.main(args=command[1:], prog_name=command[0])
+
+
+def check_exec_cmd() -> None:
+    """Fail unless this MLflow starts its server through mlflow.server._exec_cmd (run at image build time)."""
+    import inspect
+
+    import mlflow.server
+    if "_exec_cmd(" not in inspect.getsource(mlflow.server._run_server):
+        raise SystemExit("entrypoint: this MLflow no longer starts its server with mlflow.server._exec_cmd")
 
 
 def prepare_auth_database(url: str, wait_seconds: float = 0) -> bool:
@@ -263,10 +313,14 @@ def log(message: str) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--check"]:  # at image build time
+        check_exec_cmd()
+        return
     try:
         settings = Settings.from_env(os.environ)
         auth_uri = settings.database_uri(settings.auth_db_name)
-        ini = auth_config(auth_uri, settings.admin_username, settings.admin_password, settings.auth_cache_seconds)
+        ini = auth_config(auth_uri, settings.admin_username, settings.admin_password, settings.auth_cache_seconds,
+                          *([MLFLOW_AUTH_FUNCTION] if settings.app_name == "mlops-auth" else []))
     except ConfigError as error:
         log(str(error))
         sys.exit(2)
@@ -276,7 +330,10 @@ def main() -> None:
     write_private_file(settings.auth_config_path, ini)
     command = server_command(settings)
     log(" ".join(command))
-    os.execvpe(command[0], command, server_environment(os.environ, settings))
+    env = server_environment(os.environ, settings)
+    if job_execution(env):
+        os.execvpe(command[0], command, env)
+    become_server(command, env)
 
 
 if __name__ == "__main__":

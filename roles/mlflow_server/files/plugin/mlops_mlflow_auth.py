@@ -16,28 +16,46 @@
    last minute gets 429 for every request with credentials until the oldest is a minute old; other clients
    sign in as before. Each worker counts its own (0 turns this off).
 
+4. Sign-in (the ini's authorization_function, `authenticate`) is basic-auth's check of the user's password,
+   remembered per worker for the auth config's auth_cache_ttl_seconds together with the account's password
+   hash it was checked against: one query per request instead of a deliberately slow hash (about 0.3 s of
+   CPU and 32 MiB each), and a changed password or a removed account stops at once in every worker. (MLflow's
+   own cache stays valid in the other workers until it expires; with a course's students each signing in to
+   each worker every 30 s, their hashes alone took more than the server's CPU.)
+5. A worker runs at most MLFLOW_WORKER_THREADS requests at once (the Flask app runs in anyio's thread pool,
+   40 threads by default); the others wait in its event loop, where they cost little memory. Each running
+   request may hash a password (scrypt: 32 MiB) and hold database connections.
+
 Admins are exempt from rules 1 and 2, as in basic-auth. Everything else is basic-auth's own: this module
 registers a Flask before-request hook that runs after basic-auth's, which has authenticated the caller by
 then, and the throttle's hooks around them.
 It reads names private to the pinned MLflow's `mlflow.server.auth`; `check_mlflow()` runs when the image
 is built, so an MLflow upgrade that moves them fails the build, not a student's request.
 """
+import hashlib
+import hmac
 import os
 import re
+import secrets
+import threading
 import time
 import urllib.parse
 
-from flask import Response, jsonify, request
+import anyio.to_thread
+from cachetools import TTLCache
+from flask import Flask, Response, jsonify, request
 from mlflow.exceptions import MlflowException
 from mlflow.protos.model_registry_pb2 import CreateModelVersion, CreateRegisteredModel, RenameRegisteredModel
 from mlflow.protos.service_pb2 import CreateExperiment, UpdateExperiment
 from mlflow.server import app as mlflow_app
 from mlflow.server import auth
+from werkzeug.security import check_password_hash
 
 # The parts of mlflow.server.auth this module relies on (checked at image build time).
 AUTH_NAMES = ("create_app", "is_unprotected_route", "authenticate_request", "sender_is_admin",
               "_get_request_message", "_authorize_run_id", "_authorize_logged_model_id",
-              "_get_registered_model_or_prompt_permission", "_get_experiment_permission", "_parse_model_uri")
+              "_get_registered_model_or_prompt_permission", "_get_experiment_permission", "_parse_model_uri",
+              "make_basic_auth_response", "_is_disabled_legacy_admin_login")
 
 API = r"^/(?:ajax-)?api/2\.0/mlflow/"
 # Each rule: the request's path, the request message, and the fields holding a name to own.
@@ -58,6 +76,11 @@ PROMPT_SOURCES = {"dummy-source"}
 # Rule 3: failed sign-ins per client address in this worker, the times of those in the last minute.
 LOGIN_FAILURES_PER_MINUTE = int(os.environ.get("MLFLOW_LOGIN_FAILURES_PER_MINUTE", "10"))
 _failures: "dict[str, list[float]]" = {}
+WORKER_THREADS = int(os.environ.get("MLFLOW_WORKER_THREADS", "0"))
+# Rule 4: (username, password hash, keyed digest of the password) of the sign-ins this worker checked.
+_checked = TTLCache(maxsize=10000, ttl=max(auth.auth_config.auth_cache_ttl_seconds, 1))
+_checked_lock = threading.Lock()
+_digest_key = secrets.token_bytes(32)
 
 
 def check_mlflow():
@@ -67,13 +90,48 @@ def check_mlflow():
         raise SystemExit(f"mlops_mlflow_auth: this MLflow lacks mlflow.server.auth.{', '.join(missing)}")
 
 
+def authenticate():
+    """The request's basic-auth credentials if they are an account's current password, else basic-auth's 401."""
+    credentials = request.authorization
+    if credentials is None or not credentials.username:
+        return auth.make_basic_auth_response()
+    try:
+        user = auth.store.get_user(credentials.username)
+    except MlflowException:
+        return auth.make_basic_auth_response()
+    password = credentials.password or ""
+    key = (user.username, user.password_hash, hmac.new(_digest_key, password.encode(), hashlib.sha256).digest())
+    with _checked_lock:
+        if key in _checked:
+            return credentials
+    if not check_password_hash(user.password_hash, password) or \
+            auth._is_disabled_legacy_admin_login(user.username, password, user):
+        return auth.make_basic_auth_response()
+    if auth.auth_config.auth_cache_ttl_seconds > 0:
+        with _checked_lock:
+            _checked[key] = True
+    return credentials
+
+
 def create_app(app=mlflow_app):
     """basic-auth's app, with this module's hook after basic-auth's own and the throttle before it."""
     result = auth.create_app(app)
     app.before_request(before_request)
     app.before_request_funcs.setdefault(None, []).insert(0, throttle)
     app.after_request(count_failure)
-    return result
+    if isinstance(result, Flask) or not WORKER_THREADS:
+        return result  # a WSGI server (gunicorn, waitress) sizes its own threads
+    return bounded(result, WORKER_THREADS)
+
+
+def bounded(asgi_app, threads):
+    """asgi_app with its worker's thread pool (anyio's default limiter, one per event loop) set to `threads`
+    when the server starts it (the lifespan event)."""
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        await asgi_app(scope, receive, send)
+    return app
 
 
 def client_address():
