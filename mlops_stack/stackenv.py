@@ -132,10 +132,18 @@ def user_mlflow(env: dict, monkeypatch):
 
 
 def role_setting(role: str, key: str):
-    """A role's setting as the plays read it: stack.yml's value, else the role's default (a plain value)."""
+    """A role's setting as the plays read it: stack.yml's value, else the role's default (a plain value), from
+    defaults/main.yml or the files of defaults/main/ (the stack role's shared settings)."""
     import yaml
     chosen = yaml.safe_load((REPO / "stack.yml").read_text()) or {}
-    return chosen[key] if key in chosen else yaml.safe_load((REPO / f"roles/{role}/defaults/main.yml").read_text())[key]
+    if key in chosen:
+        return chosen[key]
+    defaults = REPO / f"roles/{role}/defaults"
+    for path in sorted((defaults / "main").glob("*.yml")) if (defaults / "main").is_dir() else [defaults / "main.yml"]:
+        values = yaml.safe_load(path.read_text()) or {}
+        if key in values:
+            return values[key]
+    raise KeyError(f"roles/{role}/defaults has no {key}")
 
 
 def load_stack() -> Stack:

@@ -11,9 +11,8 @@ import urllib.parse
 import certifi
 import pytest
 import requests
-import yaml
 
-from mlops_stack.stackenv import REPO
+from mlops_stack.stackenv import role_setting
 
 
 def public_ports(stack):
@@ -152,8 +151,8 @@ def attack(stack, user, lines):
 
 def test_repeated_wrong_passwords_are_throttled_for_that_client_only(stack, users):
     name, env = next(iter(users.items()))
-    defaults = yaml.safe_load((REPO / "roles/mlflow_server/defaults/main.yml").read_text())
-    limit, workers = defaults["mlflow_server_login_failures_per_minute"], defaults["mlflow_server_workers"]
+    limit = role_setting("mlflow_server", "mlflow_server_login_failures_per_minute")
+    workers = role_setting("stack", "mlflow_server_workers")
     mlflow_answers, zenml_answers, after = attack(stack, name, [
         f"print(*[mlflow('wrong') for _ in range({3 * limit * workers})])",
         "print(*[zenml('wrong') for _ in range(8)])",
