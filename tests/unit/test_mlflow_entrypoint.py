@@ -129,11 +129,12 @@ def test_settings_need_a_worker_and_a_thread(name):
         entrypoint.Settings.from_env({**ENV, name: "0"})
 
 
-def test_database_connections_follow_the_threads():
-    env = {**ENV, "MLFLOW_WORKER_THREADS": "6"}
+def test_the_threads_and_the_roles_database_pools_reach_mlflow():
+    env = {**ENV, "MLFLOW_WORKER_THREADS": "6", "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "6",
+           "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "3"}
     result = entrypoint.server_environment(env, entrypoint.Settings.from_env(env))
     assert (result["MLFLOW_WORKER_THREADS"], result["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"],
-            result["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"]) == ("6", "6", "6")
+            result["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"]) == ("6", "6", "3")
 
 
 def test_the_server_is_started_without_an_idle_parent_unless_jobs_run():

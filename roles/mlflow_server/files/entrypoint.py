@@ -205,15 +205,13 @@ CONSUMED = ("MLFLOW_DB_PASSWORD", "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADM
 
 
 def server_environment(env, settings: Settings) -> dict:
-    """MLflow's environment: the tracking store, the ini file, no job runner unless asked for, and per
-    worker as many database connections per store as it runs requests (twice that at a burst; SQLAlchemy's
-    default of 5 plus 10 would make 30 per worker whatever the threads)."""
+    """MLflow's environment: the tracking store, the ini file, the threads of each worker (the plugin bounds its
+    requests with them) and no job runner unless asked for. The database pools are the role's
+    (stack_database_pools), passed through."""
     result = {key: value for key, value in env.items() if key not in CONSUMED}
     result["MLFLOW_BACKEND_STORE_URI"] = settings.database_uri(settings.db_name)
     result["MLFLOW_AUTH_CONFIG_PATH"] = settings.auth_config_path
     result["MLFLOW_WORKER_THREADS"] = str(settings.threads)
-    result.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", str(settings.threads))
-    result.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", str(settings.threads))
     result.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     return result
 
