@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_stack.stackenv import ansible_playbook, backup_report, load_stack, user_env, user_mlflow, user_s3
+from mlops_stack.stackenv import ansible_playbook, backup_report, load_stack, user_env, user_mlflow, user_s3, write_roster
 
 
 def timed(playbook, *args):
@@ -32,8 +32,7 @@ def main():
     os.environ["MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"] = "false"
     names = [f"bench-b{i:03d}" for i in range(args.count)]
     with tempfile.TemporaryDirectory() as folder:
-        roster = Path(folder) / "roster.csv"
-        roster.write_text("username,role\n" + "".join(f"{name},developer\n" for name in names))
+        roster = write_roster(Path(folder) / "roster.csv", names)
         ansible_playbook("playbooks/manage_users.yml", "--tags", "add", "-e", f"roster={roster}")
         try:
             with pytest.MonkeyPatch.context() as monkeypatch:

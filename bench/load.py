@@ -16,15 +16,9 @@ import tempfile
 from pathlib import Path
 
 from mlops_stack import load
-from mlops_stack.stackenv import REPO, ansible_playbook, load_stack
+from mlops_stack.stackenv import REPO, ansible_playbook, load_stack, write_roster
 
 MLFLOW_WRITES = ("mlflow log-metric", "mlflow log-param", "mlflow log-batch")
-
-
-def roster(names, folder, role="developer"):
-    path = Path(folder) / "roster.csv"
-    path.write_text("username,role\n" + "".join(f"{name},{role}\n" for name in names))
-    return str(path)
 
 
 def idle_mib():
@@ -63,7 +57,7 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         missing = [name for name in names if not (REPO / "credentials" / f"{name}.env").exists()]
         if missing:
-            ansible_playbook("playbooks/manage_users.yml", "--tags", "add", "-e", f"roster={roster(missing, folder)}")
+            ansible_playbook("playbooks/manage_users.yml", "--tags", "add", "-e", f"roster={write_roster(Path(folder) / 'roster.csv', missing)}")
         try:
             idle = idle_mib()
             print("idle memory: " + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in idle.items())
@@ -81,7 +75,7 @@ def main():
                 Path(args.json).write_text(json.dumps({"idle_mib": idle, "baseline": baseline, "load": report}, indent=1))
         finally:
             if not args.keep:
-                ansible_playbook("playbooks/manage_users.yml", "--tags", "remove", "-e", f"roster={roster(names, folder)}",
+                ansible_playbook("playbooks/manage_users.yml", "--tags", "remove", "-e", f"roster={write_roster(Path(folder) / 'roster.csv', names)}",
                                  "-e", "confirm=yes")
 
 

@@ -10,7 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlops_stack.stackenv import ansible_playbook, load_stack
+from mlops_stack import load
+from mlops_stack.stackenv import ansible_playbook, load_stack, write_roster
 
 
 def manage(*args):
@@ -22,15 +23,11 @@ def manage(*args):
 def cpu_seconds(containers):
     """CPU time each container has used since it started, from the Docker engine."""
     import docker
-    client = docker.from_env()
-    return {name: client.containers.get(name).stats(stream=False, one_shot=True)["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
-            for name in containers}
+    return {name: cpu for name, (_memory, cpu) in load.container_stats(docker.from_env(), containers).items()}
 
 
 def roster(names, folder):
-    path = Path(folder) / "roster.csv"
-    path.write_text("username,role\n" + "".join(f"{name},developer\n" for name in names))
-    return str(path)
+    return write_roster(Path(folder) / "roster.csv", names)
 
 
 def main():

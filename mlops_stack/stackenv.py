@@ -116,6 +116,12 @@ def user_env(name: str) -> dict:
     return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
 
 
+def write_roster(path, names, role: str = "developer") -> str:
+    """A roster file for manage_users.yml: every name in names, with one role."""
+    Path(path).write_text("username,role\n" + "".join(f"{name},{role}\n" for name in names))
+    return str(path)
+
+
 def user_s3(env: dict):
     """A boto3 S3 client with the object-store keys of a user's env."""
     import boto3

@@ -4,6 +4,7 @@ and every write a service acknowledged is read back, once."""
 import pytest
 
 from mlops_stack import load
+from mlops_stack.stackenv import write_roster
 from roster import manage
 
 STUDENTS = [f"it-load{i:02d}" for i in range(1, 25)]
@@ -11,8 +12,7 @@ STUDENTS = [f"it-load{i:02d}" for i in range(1, 25)]
 
 @pytest.fixture(scope="module")
 def course(stack, tmp_path_factory):
-    roster = tmp_path_factory.mktemp("load") / "course.csv"
-    roster.write_text("username,role\n" + "".join(f"{name},developer\n" for name in STUDENTS))
+    roster = write_roster(tmp_path_factory.mktemp("load") / "course.csv", STUDENTS)
     manage("--tags", "add", "-e", f"roster={roster}")
     yield STUDENTS
     manage("--tags", "remove", "-e", f"roster={roster}", "-e", "confirm=yes", check=False)
