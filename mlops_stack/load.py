@@ -4,10 +4,12 @@ services acknowledged is read back. bench/load.py prints the figures, tests/e2e/
 
 A student's loop, one round per training step (`pace` seconds of training in between, 0 for flat out): log a metric (MLflow REST), and every few steps a parameter, a batch of
 metrics, an artifact uploaded through MLflow's proxy and downloaded again, a run search, an object put into and
-read from their bucket (boto3), ZenML's calls (their user, their runs, their stack) and a registered model version.
+read from their bucket (boto3), ZenML's calls (their user, their runs, their stack), a ZenML pipeline run as an
+orchestrator records it (run, step, output artifact, both completed) and a registered model version.
 Nothing is retried: a failed request is counted by its kind and error.
 """
 import collections
+import datetime
 import random
 import statistics
 import threading
@@ -24,7 +26,7 @@ from mlops_stack.stackenv import load_stack, user_env
 ARTIFACT = bytes(range(256)) * 128  # 32 KiB
 API = "/api/2.0/mlflow"
 # What a student writes, each read back afterwards.
-WRITES = ("metric", "param", "batch", "artifact", "object", "version")
+WRITES = ("metric", "param", "batch", "artifact", "object", "version", "run")
 
 
 @dataclass
@@ -53,6 +55,10 @@ def describe(error):
         return f"HTTP {error.response.status_code}"
     cause = error.__context__ or error.__cause__
     return type(error).__name__ + (f" ({type(cause).__name__})" if cause else "")
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
 
 def checked(response):
@@ -86,8 +92,13 @@ class Student:
     def get(self, path, **params):
         return self.call(self.mlflow, "GET", f"{self.mlflow_url}{API}/{path}", params=params).json()
 
+    def api(self, method, path, body=None, **params):
+        """A ZenML REST call; its answer."""
+        return self.call(self.zenml, method, f"{self.zenml_url}/api/v1/{path}", json=body, params=params).json()
+
     def set_up(self, tag):
-        """A ZenML session; an experiment, a run and a registered model of their own. False if one failed."""
+        """A ZenML session; an experiment, a run and a registered model of their own; a pipeline of one step on
+        their own stack. False if one failed."""
         timed = self.tally.timed
         token = timed("zenml login", lambda: self.call(self.zenml, "POST", f"{self.zenml_url}/api/v1/login", data={
             "username": self.env["ZENML_STORE_USERNAME"], "password": self.env["ZENML_STORE_PASSWORD"]}).json())
@@ -100,6 +111,26 @@ class Student:
             return False
         self.zenml.headers["Authorization"] = f"Bearer {token[0]['access_token']}"
         self.experiment, self.run = experiment[0]["experiment_id"], run[0]["run"]["info"]["run_id"]
+        return self.set_up_pipeline()
+
+    def set_up_pipeline(self):
+        """The pipeline (named as the model) and its snapshot of one step, "train", on their stack (named as they are)
+        in the default project: what each run refers to. False if one failed."""
+        timed = self.tally.timed
+        project = timed("zenml get project", lambda: self.api("GET", "projects/default"))
+        stack = timed("zenml find stack", lambda: self.api("GET", "stacks", name=self.name)["items"][0])
+        if not (project and stack):
+            return False
+        self.project = project[0]["id"]
+        pipeline = timed("zenml create pipeline", lambda: self.api(
+            "POST", "pipelines", {"project": self.project, "name": self.model}))
+        snapshot = pipeline and timed("zenml create snapshot", lambda: self.api("POST", "pipeline_snapshots", {
+            "project": self.project, "pipeline": pipeline[0]["id"], "stack": stack[0]["id"], "run_name_template": "load",
+            "pipeline_configuration": {"name": self.model}, "step_configurations": {
+                "train": {"spec": {"source": "load.train", "upstream_steps": []}, "config": {"name": "train"}}}}))
+        if not snapshot:
+            return False
+        self.pipeline, self.snapshot = pipeline[0]["id"], snapshot[0]["id"]
         return True
 
     def step(self, i):
@@ -119,6 +150,8 @@ class Student:
             if timed("mlflow artifact upload", lambda: self.call(self.mlflow, "PUT", url, data=ARTIFACT)):
                 self.acked["artifact"].add(f"a{i}.bin")
                 timed("mlflow artifact download", lambda: self.same(self.call(self.mlflow, "GET", url).content))
+        if i % 10 == 3:
+            self.pipeline_run(i)
         if i % 10 == 4:
             timed("mlflow search runs", lambda: self.post("runs/search", {"experiment_ids": [self.experiment], "max_results": 10}))
         if i % 10 == 6:
@@ -135,6 +168,24 @@ class Student:
                 "name": self.model, "source": f"runs:/{run}/model", "run_id": run}))
             if version:
                 self.acked["version"].add(version[0]["model_version"]["version"])
+
+    def pipeline_run(self, i):
+        """A run of the pipeline as the orchestrator records it: run, step, the step's output artifact (its uri in their
+        bucket, nothing uploaded), the step completed, then the run."""
+        timed, project = self.tally.timed, self.project
+        run = timed("zenml create run", lambda: self.api("POST", "runs", {  # answers [run, created]
+            "project": project, "snapshot": self.snapshot, "name": f"{self.model}-{i}", "status": "running",
+            "start_time": now()})[0]["id"])
+        step = run and timed("zenml create step", lambda: self.api("POST", "steps", {
+            "project": project, "pipeline_run_id": run[0], "name": "train", "status": "running", "start_time": now()})["id"])
+        artifact = step and timed("zenml register artifact", lambda: self.api("POST", "artifact_versions", {
+            "project": project, "artifact_name": self.model, "version": None, "type": "DataArtifact",
+            "save_type": "step_output", "uri": f"s3://{self.bucket}/load/{self.run}/z{i}", "data_type": "builtins.bytes",
+            "materializer": "zenml.materializers.built_in_materializer.BytesMaterializer"})["id"])
+        done = artifact and timed("zenml update step", lambda: self.api("PUT", f"steps/{step[0]}", {
+            "outputs": {"output": [artifact[0]]}, "status": "completed", "end_time": now()}))
+        if done and timed("zenml update run", lambda: self.api("PUT", f"runs/{run[0]}", {"status": "completed"})):
+            self.acked["run"].add(run[0])
 
     @staticmethod
     def same(body):
@@ -156,8 +207,16 @@ class Student:
                 Bucket=self.bucket, Prefix=f"load/{self.run}/") for item in page.get("Contents", [])},
             "version": {version["version"] for version in self.get(
                 "model-versions/search", filter=f"name='{self.model}'", max_results=1000).get("model_versions", [])},
+            "run": self.runs_held(),
         }
         return {kind: len(self.acked[kind] - held[kind]) for kind in WRITES}, sum(count - 1 for count in steps.values())
+
+    def runs_held(self):
+        """Runs of the pipeline that completed and whose step's output artifact is registered."""
+        runs = self.api("GET", "runs", pipeline_id=self.pipeline, size=10000)["items"]  # the server's largest page
+        outputs = self.api("GET", "artifact_versions", artifact=self.model, size=10000)["items"]
+        produced = {output["resources"]["producer_pipeline_run_id"] for output in outputs}
+        return {run["id"] for run in runs if run["body"]["status"] == "completed"} & produced
 
 
 def container_stats(client, names):
