@@ -4,8 +4,8 @@ services acknowledged is read back. bench/load.py prints the figures, tests/e2e/
 
 A student's loop, one round per training step (`pace` seconds of training in between, 0 for flat out): log a metric (MLflow REST), and every few steps a parameter, a batch of
 metrics, an artifact uploaded through MLflow's proxy and downloaded again, a run search, an object put into and
-read from their bucket (boto3), ZenML's calls (their user, their runs, their stack), a ZenML pipeline run as an
-orchestrator records it (run, step, output artifact, both completed) and a registered model version.
+read from their bucket (boto3), ZenML's calls (their user, their runs, their stack) and a registered model version;
+every 20 steps, a ZenML pipeline run as an orchestrator records it (run, step, output artifact, both completed).
 Nothing is retried: a failed request is counted by its kind and error.
 """
 import collections
@@ -150,7 +150,7 @@ class Student:
             if timed("mlflow artifact upload", lambda: self.call(self.mlflow, "PUT", url, data=ARTIFACT)):
                 self.acked["artifact"].add(f"a{i}.bin")
                 timed("mlflow artifact download", lambda: self.same(self.call(self.mlflow, "GET", url).content))
-        if i % 10 == 3:
+        if i % 20 == 3:  # a pipeline run per 20 training steps (the rest of the round is per 10 or fewer)
             self.pipeline_run(i)
         if i % 10 == 4:
             timed("mlflow search runs", lambda: self.post("runs/search", {"experiment_ids": [self.experiment], "max_results": 10}))
