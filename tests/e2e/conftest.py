@@ -10,8 +10,7 @@ def users(stack, tmp_path_factory):
     roster.write_text(f"username,role\n{STUDENT_A},developer\n{STUDENT_B},developer\n{TEACHER},teacher\n")
     manage("--tags", "add", "-e", f"roster={roster}")
     yield {name: read_env(name) for name in (STUDENT_A, STUDENT_B, TEACHER)}
-    for name in (STUDENT_A, STUDENT_B, TEACHER):
-        manage("--tags", "remove", "-e", f"username={name}", "-e", "confirm=yes", check=False)
+    manage("--tags", "remove", "-e", f"roster={roster}", "-e", "confirm=yes", check=False)
 
 
 @pytest.fixture
