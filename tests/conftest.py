@@ -1,8 +1,12 @@
 """Session fixtures: the stack is brought up once with playbooks/run_server.yml, for real.
 
+The bring-up (about half an hour on a fresh machine, mostly image builds) starts in the background as soon as the
+tests are collected, and the files whose tests need no stack (unit, lint, the local demo) run first, meanwhile.
+
 Every test is marked with its suite, the folder it is in (unit, integration, e2e, demo, ops, remote; lint for
 test_lint.py), so `pytest tests -m unit` runs the fast part alone; `pytest tests` runs everything.
 """
+import concurrent.futures
 import os
 import shutil
 import subprocess
@@ -42,9 +46,26 @@ def pytest_collection_modifyitems(items):
         item.add_marker(name)
 
 
-@pytest.fixture(scope="session")
-def stack_run():
-    """Output of the first run of run_server.yml in this session.
+# Suites whose tests may reach the stack without naming the fixture (request.getfixturevalue).
+STACK_SUITES = ("integration", "e2e", "ops", "remote")
+
+
+def needs_stack(item) -> bool:
+    return "stack" in getattr(item, "fixturenames", ()) or any(item.get_closest_marker(name) for name in STACK_SUITES)
+
+
+def stack_free_first(items):
+    """The files none of whose tests needs the stack first, in their order; then the others, in theirs."""
+    files = {}
+    for item in items:
+        files.setdefault(item.path, []).append(item)
+    first = [path for path, tests in files.items() if not any(needs_stack(item) for item in tests)]
+    items[:] = [item for path in first for item in files[path]] + \
+               [item for path, tests in files.items() if path not in first for item in tests]
+
+
+def bring_up():
+    """The first run of run_server.yml in this session.
 
     A fresh checkout has no credentials/, so data an earlier checkout left in Docker volumes can no
     longer be opened (the play refuses it): the harness deletes that data first, and only then.
@@ -53,6 +74,23 @@ def stack_run():
         ansible_playbook("playbooks/run_server.yml", "--tags", "docker_engine")  # the engine may be stopped
         ansible_playbook("playbooks/teardown.yml", "-e", "teardown_remove_data=true")
     return ansible_playbook("playbooks/run_server.yml")
+
+
+BRING_UP = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="bring-up")
+_started = []  # the bring-up's future, once a selected test needs the stack
+
+
+def pytest_collection_finish(session):
+    """Once -m has deselected: order the tests, and start the bring-up if one of them needs the stack."""
+    stack_free_first(session.items)
+    if os.environ.get("STACK_REUSE") != "1" and any(needs_stack(item) for item in session.items):
+        _started.append(BRING_UP.submit(bring_up))
+
+
+@pytest.fixture(scope="session")
+def stack_run():
+    """Output of the first run of run_server.yml in this session (its failure fails each test that needs it)."""
+    return (_started[0] if _started else BRING_UP.submit(bring_up)).result()
 
 
 @pytest.fixture(scope="session")

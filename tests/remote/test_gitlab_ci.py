@@ -7,6 +7,7 @@ the CA certificate the stack's runners mount into every job. It must leave the r
 bucket and the pipeline run on the ZenML server in the student's own stack.
 """
 import importlib.util
+import re
 import shutil
 import subprocess
 import uuid
@@ -15,7 +16,7 @@ import pytest
 import yaml
 from mlflow.exceptions import MlflowException
 
-from mlops_stack.stackenv import REPO, ansible_playbook, user_env, user_s3
+from mlops_stack.stackenv import REPO, ansible_playbook, load_stack, recap, user_env, user_s3, write_roster
 from mlops_stack.stackenv import user_mlflow as mlflow_as
 from zenml_client import zenml_as
 
@@ -23,6 +24,7 @@ from zenml_client import zenml_as
 SUFFIX = uuid.uuid4().hex[:6]
 STUDENT, OTHER = f"ci-kim-{SUFFIX}", f"ci-lou-{SUFFIX}"
 GITLAB_CI_LOCAL = REPO / ".tools/node_modules/.bin/gitlab-ci-local"
+ZENML_TASK = r"Point the users' ZenML components at the stack's addresses\] \*+\n{}:"
 SPEC = importlib.util.spec_from_file_location("gitlab_runner_filter", REPO / "ansible/plugins/filter/gitlab_runner.py")
 gitlab_runner = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(gitlab_runner)
@@ -43,13 +45,12 @@ def job_image(stack):
 
 
 @pytest.fixture(scope="module")
-def students(stack):
-    for name in (STUDENT, OTHER):
-        ansible_playbook("playbooks/manage_users.yml", "--tags", "add", "-e", f"username={name} role=developer")
+def students(stack, tmp_path_factory):
+    roster = write_roster(tmp_path_factory.mktemp("roster") / "ci.csv", [STUDENT, OTHER])
+    ansible_playbook("playbooks/manage_users.yml", "--tags", "add", "-e", f"roster={roster}")
     yield {name: user_env(name) for name in (STUDENT, OTHER)}
-    for name in (STUDENT, OTHER):
-        ansible_playbook("playbooks/manage_users.yml", "--tags", "remove", "-e", f"username={name}",
-                         "-e", "confirm=yes", check=False)
+    ansible_playbook("playbooks/manage_users.yml", "--tags", "remove", "-e", f"roster={roster}", "-e", "confirm=yes",
+                     check=False)
 
 
 @pytest.fixture(scope="module")
@@ -195,18 +196,41 @@ def test_a_ci_mistake_stops_the_job_with_what_to_do(project, stack, job_image, t
     assert "Step load_data has started" not in result.stdout
 
 
+def stack_components(env):
+    """The URLs the student's ZenML stack components name, as their own client sees them."""
+    return zenml_as(env["ZENML_STORE_URL"], STUDENT, env["ZENML_STORE_PASSWORD"], f"""
+        stack = Client().get_stack("{STUDENT}")
+        store = stack.components[next(kind for kind in stack.components if kind.value == "artifact_store")][0]
+        tracker = stack.components[next(kind for kind in stack.components if kind.value == "experiment_tracker")][0]
+        result = {{"user": Client().active_user.name, "store": store.configuration["client_kwargs"]["endpoint_url"],
+                  "tracker": tracker.configuration["tracking_uri"], "owner": stack.user.name}}
+    """)
+
+
 def test_a_job_reaches_the_stack_at_a_new_public_address(project, stack, job_image, students, tmp_path, monkeypatch):
     """The administrator moves the stack to another address (here the jobs network's gateway, an address of this
-    machine that job containers reach) and runs run_server.yml: the student pastes the new CI variables, and the
-    job trains against the same account, whose ZenML components followed."""
+    machine that job containers reach) and runs run_server.yml: every user's file and ZenML stack follow, with
+    the credentials they had; the student pastes the new CI variables, and the job trains against the same
+    account. Moved back, each file is as it was."""
     gateway = subprocess.run(["docker", "network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}",
                               stack.settings["stack_jobs_network_name"]],
                              capture_output=True, text=True, check=True).stdout.strip()
-    assert gateway and gateway != stack.settings["stack_public_host"]
+    old_host = stack.settings["stack_public_host"]
+    assert gateway and gateway != old_host
+    handout = REPO / "credentials" / f"{STUDENT}.env"
+    before = handout.read_text()
     variant = tmp_path / "project"
     shutil.copytree(project, variant)
     try:
-        ansible_playbook("playbooks/run_server.yml", "-e", f"stack_public_host={gateway}")
+        moved = ansible_playbook("playbooks/run_server.yml", "-e", f"stack_public_host={gateway}")
+        assert re.search(ZENML_TASK.format("changed"), moved.stdout), moved.stdout[-3000:]
+        env, services = user_env(STUDENT), load_stack().services
+        for name, service in (("ZENML_STORE_URL", "zenml"), ("MLFLOW_TRACKING_URI", "mlflow"),
+                              ("AWS_ENDPOINT_URL", "object_store")):
+            assert env[name] == f"https://{gateway}:{services[service]['ports'][0]['public']}", (name, env[name])
+        assert env["ZENML_STORE_PASSWORD"] in before  # the same credentials, at the new address
+        assert stack_components(env) == {"user": STUDENT, "owner": STUDENT, "store": env["AWS_ENDPOINT_URL"],
+                                         "tracker": env["MLFLOW_TRACKING_URI"]}
         variables = ci_variables(STUDENT)
         assert variables["MLFLOW_TRACKING_URI"].startswith(f"https://{gateway}:"), variables["MLFLOW_TRACKING_URI"]
         (variant / ".gitlab-ci-local-variables.yml").write_text(yaml.safe_dump(variables))
@@ -216,5 +240,9 @@ def test_a_job_reaches_the_stack_at_a_new_public_address(project, stack, job_ima
         run = mlflow_as(user_env(STUDENT), monkeypatch).get_run(run_id)
         assert run.info.status == "FINISHED" and run.data.metrics["test_accuracy"] > 0.5
     finally:
-        ansible_playbook("playbooks/run_server.yml")
-    assert user_env(STUDENT)["MLFLOW_TRACKING_URI"] == students[STUDENT]["MLFLOW_TRACKING_URI"]
+        back = ansible_playbook("playbooks/run_server.yml")
+    assert handout.read_text() == before
+    assert recap(back.stdout)["failed"] == 0
+    env = user_env(STUDENT)
+    assert stack_components(env)["store"] == env["AWS_ENDPOINT_URL"] == \
+        f"https://{old_host}:{stack.services['object_store']['ports'][0]['public']}"
