@@ -7,6 +7,9 @@ from mlops_stack.stackenv import ansible_playbook, load_stack, user_env
 STUDENT_A, STUDENT_B, TEACHER = "it-ana", "it-ben", "it-tea"
 # Developers of their own for the tests that remove one, so the roster stays whole for every other test.
 READDED, ARCHIVED = "it-readd", "it-arch"
+# The task of run_server.yml and `manage_users.yml --tags refresh` that moves the users' ZenML stacks to the stack's
+# addresses, and its status in the play's output (format with "changed", "skipping"...).
+ZENML_TASK = r"Point the users' ZenML components at the stack's addresses\] \*+\n{}:"
 
 
 def read_env(name):

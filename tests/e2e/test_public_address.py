@@ -4,10 +4,7 @@ is tests/remote/test_gitlab_ci.py's: a CI job then trains at the new address.)""
 import re
 
 from mlops_stack.stackenv import REPO, recap
-from roster import STUDENT_A, manage
-
-ZENML_TASK = r"Point the users' ZenML components at the stack's addresses\] \*+\n{}:"
-
+from roster import STUDENT_A, ZENML_TASK, manage
 
 def test_refresh_writes_a_lost_file_again_and_a_rerun_changes_nothing(stack, users):
     handout = REPO / "credentials" / f"{STUDENT_A}.env"

@@ -18,13 +18,13 @@ from mlflow.exceptions import MlflowException
 
 from mlops_stack.stackenv import REPO, ansible_playbook, load_stack, recap, user_env, user_s3, write_roster
 from mlops_stack.stackenv import user_mlflow as mlflow_as
+from roster import ZENML_TASK
 from zenml_client import zenml_as
 
 # Fresh names each session: MLflow keeps a removed user's experiment names.
 SUFFIX = uuid.uuid4().hex[:6]
 STUDENT, OTHER = f"ci-kim-{SUFFIX}", f"ci-lou-{SUFFIX}"
 GITLAB_CI_LOCAL = REPO / ".tools/node_modules/.bin/gitlab-ci-local"
-ZENML_TASK = r"Point the users' ZenML components at the stack's addresses\] \*+\n{}:"
 SPEC = importlib.util.spec_from_file_location("gitlab_runner_filter", REPO / "ansible/plugins/filter/gitlab_runner.py")
 gitlab_runner = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(gitlab_runner)
