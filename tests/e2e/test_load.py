@@ -1,4 +1,4 @@
-"""A course at once, at a modest size: 24 students for 45 s against the stack as deployed (mlops_stack/load.py;
+"""A course at once, at a modest size: 16 students for 45 s against the stack as deployed (mlops_stack/load.py;
 bench/load.py measures the full size). No request fails, the kernel kills no process, no container restarts,
 and every write a service acknowledged is read back, once."""
 import pytest
@@ -7,7 +7,7 @@ from mlops_stack import load
 from mlops_stack.stackenv import write_roster
 from roster import manage
 
-STUDENTS = [f"it-load{i:02d}" for i in range(1, 25)]
+STUDENTS = [f"it-load{i:02d}" for i in range(1, 17)]
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import threading
 import uuid
+from pathlib import Path
 
 import mlflow
 import pymysql
@@ -196,12 +197,27 @@ def test_a_restore_refuses_and_changes_nothing(backups, students, work, passphra
 
 
 @pytest.fixture(scope="module")
-def restored(backups, students, work, passphrase):
-    """`make purge`, then the restore of the last backup onto the empty stack."""
+def purged(backups, students, work, stack):
+    """`make purge`, with backups scheduled (once a year): whether the cron entry was there before and after."""
+    entry = Path("/etc/cron.d") / f"{stack.settings['stack_name']}-backup"
+    ansible_playbook("playbooks/run_server.yml", "--tags", "backup_schedule",
+                     "-e", json.dumps({"backup_schedule": "0 3 1 1 *"}))
+    before = entry.is_file()
     ansible_playbook("playbooks/teardown.yml", "-e", "teardown_remove_data=true")
+    return before, entry.is_file()
+
+
+@pytest.fixture(scope="module")
+def restored(purged, backups, passphrase):
+    """The restore of the last backup onto the purged stack."""
     done = restore(backups["third"], "-e", f"backup_passphrase_file={passphrase}")
     assert recap(done.stdout)["failed"] == 0
     return done
+
+
+def test_purge_removes_the_scheduled_backups(purged, restored):
+    """Backups of a purged stack would fail every time (make up, or a restore, installs the schedule again)."""
+    assert purged == (True, False)
 
 
 def test_the_students_find_their_mlflow_runs_artifacts_and_models(restored, students, work, monkeypatch, tmp_path):
