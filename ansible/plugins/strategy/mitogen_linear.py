@@ -2,8 +2,8 @@
 
 Mitogen keeps one Python on each host for the whole play and runs every module in it, where plain Ansible
 starts a new interpreter per task that compiles ansible.module_utils from its zip again: a run of
-run_server.yml that changes nothing takes half the time. This file only makes the package's strategy
-findable from the repository, so that ansible.cfg need not name the virtual environment's path.
+run_server.yml that changes nothing takes half the time. This file makes the package's strategy findable
+from the repository (ansible.cfg need not name the virtual environment's path) and turns its CPU pinning off.
 """
 import ansible_mitogen.affinity
 import ansible_mitogen.loaders
