@@ -206,8 +206,10 @@ def files_holding(secret):
             for name in names:
                 path = os.path.join(folder, name)
                 try:
-                    if os.path.getsize(path) < 10_000_000 and secret.encode() in open(path, "rb").read():
-                        found.append(path)
+                    if os.path.getsize(path) < 10_000_000:
+                        with open(path, "rb") as file:
+                            if secret.encode() in file.read():
+                                found.append(path)
                 except OSError:  # gone meanwhile
                     pass
     return found
