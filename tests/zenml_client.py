@@ -28,3 +28,18 @@ def zenml_as(url: str, username: str, password: str, code: str, timeout: int = 3
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"ZenML client failed (rc={done.returncode}): {done.stderr[-3000:]}")
     return json.loads(lines[-1][len("RESULT="):])
+
+
+def attempts_code(attempts):
+    """ZenML client code that tries each `name: expression` and records what the server answered."""
+    lines = "\n".join(f"    {name!r}: lambda: {expression}," for name, expression in attempts.items())
+    return f"""
+attempts = {{}}
+for name, act in {{
+{lines}
+}}.items():
+    try:
+        attempts[name] = ["allowed", repr(act())[:200]]
+    except Exception as error:
+        attempts[name] = [type(error).__name__, " ".join(str(error).split())[:300]]
+"""

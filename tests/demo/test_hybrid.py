@@ -14,7 +14,7 @@ from mlflow.server import get_app_client
 from demorun import PIPELINE, pipeline_run, run
 from mlops_stack.stackenv import REPO, ansible_playbook, user_env, user_s3 as s3
 from mlops_stack.stackenv import user_mlflow as mlflow_as
-from zenml_client import zenml_as
+from zenml_client import attempts_code, zenml_as
 
 SUFFIX = uuid.uuid4().hex[:6]
 STUDENT, OTHER = f"demo-{SUFFIX}", f"demo-{SUFFIX}-b"
@@ -56,6 +56,8 @@ def on_server(hybrid, users):
                   "uris": [a.uri for s in run.steps.values() for outs in s.outputs.values() for a in outs],
                   "shown": [str(a.id) for s in run.steps.values() for outs in s.outputs.values() for a in outs
                             if a.visualizations],
+                  "step_ids": [str(s.id) for s in run.steps.values()],
+                  "version_ids": [str(a.id) for s in run.steps.values() for outs in s.outputs.values() for a in outs],
                   "mlflow_run_id": run.steps["train"].run_metadata.get("mlflow_run_id")}}
     """)
 
@@ -65,6 +67,41 @@ def test_the_run_is_on_the_server_as_the_student_on_their_stack(hybrid, on_serve
     assert (on_server["status"], on_server["user"], on_server["stack"]) == ("completed", STUDENT, STUDENT)
     assert set(on_server["steps"].values()) == {"completed"} and len(on_server["steps"]) == 5
     assert on_server["mlflow_run_id"] == hybrid.mlflow_id
+
+
+def test_another_student_can_neither_see_nor_touch_the_run(hybrid, on_server, users):
+    """ZenML's open-source server checks no owner: the stack's RBAC class (mlops_rbac.py) refuses the other
+    student the run and its steps, and deleting its artifact versions; the student still has them all.
+    ZenML checks reading an artifact version against its artifact, which students share by name: the
+    other student still lists the versions' records (their data stays in the student's bucket)."""
+    env = users[OTHER]
+    step, version = on_server["step_ids"][0], on_server["version_ids"][-1]
+    theirs = zenml_as(env["ZENML_STORE_URL"], OTHER, env["ZENML_STORE_PASSWORD"], """
+from uuid import UUID
+c = Client()
+store = c.zen_store
+runs = [str(r.id) for r in c.list_pipeline_runs(size=1000).items]
+""" + attempts_code({
+        "read the run": f'store.get_run(UUID("{hybrid.zenml_id}"))',
+        "read a step": f'store.get_run_step(UUID("{step}"))',
+        "delete the run": f'store.delete_run(UUID("{hybrid.zenml_id}"))',
+        "delete an artifact version": f'store.delete_artifact_version(UUID("{version}"))',
+    }) + """
+result = {"runs": runs, "attempts": attempts}
+""")
+    assert hybrid.zenml_id not in theirs["runs"]
+    for action, (kind, message) in theirs["attempts"].items():
+        assert kind == "IllegalOperationError" and "Insufficient permissions" in message, (action, kind, message)
+    assert len(theirs["attempts"]) == 4
+    env = users[STUDENT]
+    mine = zenml_as(env["ZENML_STORE_URL"], STUDENT, env["ZENML_STORE_PASSWORD"], f"""
+c = Client()
+result = {{"status": c.get_pipeline_run("{hybrid.zenml_id}").status.value,
+           "runs": [str(r.id) for r in c.list_pipeline_runs(size=1000).items],
+           "versions": [str(v.id) for v in c.list_artifact_versions(size=1000).items]}}
+""")
+    assert mine["status"] == "completed" and hybrid.zenml_id in mine["runs"]
+    assert set(on_server["version_ids"]) <= set(mine["versions"])
 
 
 def test_the_artifacts_are_objects_in_the_students_bucket(on_server, users):
@@ -222,12 +259,15 @@ def test_the_zenml_dashboard_shows_the_students_artifacts_to_them_only(on_server
         mine = visualize(users[STUDENT], STUDENT, version_id)
         assert mine.status_code == 200 and mine.json()["value"], mine.text[:500]
         shown.append(mine.json()["value"])
+        # The other student may not read the student's artifact store (mlops_rbac.py), which ZenML checks first.
         theirs = visualize(users[OTHER], OTHER, version_id)
-        assert theirs.status_code == 501 and "could not open the file" in theirs.text, theirs.text[:500]
+        assert theirs.status_code == 403 and "Insufficient permissions to READ resource 'stack_component/" in theirs.text, \
+            theirs.text[:500]
         assert len(shown[-1]) < 8 or shown[-1] not in theirs.text
         token = zenml_api(users[OTHER], OTHER).get(
             f"{users[OTHER]['ZENML_STORE_URL']}/api/v1/artifact_versions/{version_id}/download-token")
-        assert token.status_code == 404 and "Failed to resolve secret reference" in token.text, token.text[:500]
+        assert token.status_code == 403 and "Insufficient permissions to READ resource 'stack_component/" in token.text, \
+            token.text[:500]
     assert max(len(value) for value in shown) >= 8, shown  # something to leak was there
 
 

@@ -13,7 +13,7 @@ from mlops_stack.stackenv import REPO
 from mlops_stack.stackenv import user_mlflow as mlflow, user_s3 as s3
 from roster import ARCHIVED, READDED, STUDENT_A, STUDENT_B, TEACHER, manage, read_env, user_rows
 from roster import user_sql as sql
-from zenml_client import zenml_as
+from zenml_client import attempts_code, zenml_as
 
 def zenml_with_key(env, code, monkeypatch):
     """Run ZenML client code logged in with the API key of a credentials file only (no user name)."""
@@ -22,21 +22,6 @@ def zenml_with_key(env, code, monkeypatch):
         return zenml_as(env["ZENML_STORE_URL"], "", "", code)
     finally:
         monkeypatch.delenv("ZENML_STORE_API_KEY")
-
-
-def attempts_code(attempts):
-    """ZenML client code that tries each `name: expression` and records what the server answered."""
-    lines = "\n".join(f"    {name!r}: lambda: {expression}," for name, expression in attempts.items())
-    return f"""
-attempts = {{}}
-for name, act in {{
-{lines}
-}}.items():
-    try:
-        attempts[name] = ["allowed", repr(act())[:200]]
-    except Exception as error:
-        attempts[name] = [type(error).__name__, " ".join(str(error).split())[:300]]
-"""
 
 
 def test_roster_is_recorded_and_credentials_are_private(stack, users):
@@ -237,6 +222,83 @@ result = {"me": c.active_user.name, "keys": [[k.name, k.key, k.active] for k in 
     assert zenml_with_key(a, "result = Client().active_user.name", monkeypatch) == f"{STUDENT_A}-ci"
 
 
+def own_stack_code(name):
+    """ZenML client code that finds the user's stack and experiment tracker, and changes the tracker to
+    what it already is: an update the owner may make."""
+    return f"""
+from zenml.enums import StackComponentType
+from zenml.models import ComponentUpdate
+c = Client()
+tracker = c.get_stack_component(StackComponentType.EXPERIMENT_TRACKER, "{name}-mlflow")
+updated = c.zen_store.update_stack_component(tracker.id, ComponentUpdate(configuration=tracker.configuration))
+result = {{"me": c.active_user.name, "stack": str(c.get_stack("{name}").id), "tracker": str(tracker.id),
+           "tracking_uri": updated.configuration["tracking_uri"],
+           "stacks": sorted(s.name for s in c.list_stacks(size=1000).items)}}
+"""
+
+
+@pytest.mark.parametrize("by", ["password", "own API key"])
+def test_zenml_stack_isolation(users, monkeypatch, by):
+    """Another student against A's stack and components, and the admin-only user and settings calls.
+    ZenML's open-source server checks no owner: the stack's RBAC class adds the rule (mlops_rbac.py)
+    and keeps ZenML's admin checks, which it drops once an RBAC class is set."""
+    a, b = users[STUDENT_A], users[STUDENT_B]
+    mine = {"password": zenml_as(a["ZENML_STORE_URL"], STUDENT_A, a["ZENML_STORE_PASSWORD"], own_stack_code(STUDENT_A)),
+            "own API key": zenml_with_key(a, own_stack_code(STUDENT_A), monkeypatch)}
+    assert mine["password"]["me"] == STUDENT_A and mine["own API key"]["me"] == f"{STUDENT_A}-ci"
+    assert mine["password"]["stack"] == mine["own API key"]["stack"]
+    assert STUDENT_A in mine["password"]["stacks"] and STUDENT_B not in mine["password"]["stacks"]
+    stack, tracker, uri = mine["password"]["stack"], mine["password"]["tracker"], mine["password"]["tracking_uri"]
+    code = """
+from uuid import UUID
+from zenml.models import ComponentUpdate, ServerSettingsUpdate, StackUpdate, UserFilter, UserRequest, UserUpdate
+c = Client()
+store = c.zen_store
+stacks = sorted(s.name for s in c.list_stacks(size=1000).items)
+users = sorted(u.name for u in store.list_users(UserFilter(size=1000)).items)
+""" + attempts_code({
+        "read the stack": f'store.get_stack(UUID("{stack}"))',
+        "read the tracker": f'store.get_stack_component(UUID("{tracker}"))',
+        "point the tracker elsewhere": f'store.update_stack_component(UUID("{tracker}"), '
+                                       'ComponentUpdate(configuration={"tracking_uri": "https://intruder.invalid", '
+                                       '"tracking_username": "x", "tracking_password": "y"}))',
+        "rename the stack": f'store.update_stack(UUID("{stack}"), StackUpdate(name="taken-{uuid.uuid4().hex[:6]}"))',
+        "delete the tracker": f'store.delete_stack_component(UUID("{tracker}"))',
+        "delete the stack": f'store.delete_stack(UUID("{stack}"))',
+        "read A's account": f'store.get_user("{STUDENT_A}")',
+        "rename A's account": f'store.update_user(store.get_user("{STUDENT_A}").id, UserUpdate(full_name="x"))',
+        "delete A's account": f'store.delete_user("{STUDENT_A}")',
+        "create an admin": f'store.create_user(UserRequest(name="intruder-{uuid.uuid4().hex[:6]}", '
+                           'password="Intruder-pass-1", is_admin=True, active=True))',
+        "change the server's name": 'store.update_server_settings(ServerSettingsUpdate(server_name="intruder"))',
+    }) + """
+result = {"me": c.active_user.name, "stacks": stacks, "users": users, "attempts": attempts}
+"""
+    if by == "password":
+        theirs = zenml_as(b["ZENML_STORE_URL"], STUDENT_B, b["ZENML_STORE_PASSWORD"], code)
+    else:
+        theirs = zenml_with_key(b, code, monkeypatch)
+    me = STUDENT_B if by == "password" else f"{STUDENT_B}-ci"
+    assert theirs["me"] == me
+    assert STUDENT_B in theirs["stacks"] and STUDENT_A not in theirs["stacks"], theirs["stacks"]
+    # As in ZenML without RBAC: a person lists themselves only, a service account (not a user) nobody.
+    assert theirs["users"] == ([me] if by == "password" else []), theirs["users"]
+    attempts = theirs["attempts"]
+    for action in ("read the stack", "read the tracker", "point the tracker elsewhere", "rename the stack",
+                   "delete the tracker", "delete the stack"):
+        kind, message = attempts.pop(action)
+        assert kind == "IllegalOperationError" and "Insufficient permissions" in message, (action, kind, message)
+    for action in ("read A's account", "rename A's account", "delete A's account", "create an admin"):
+        kind, message = attempts.pop(action)
+        assert kind == "IllegalOperationError" and "Only admin users can perform" in message, (action, kind, message)
+    kind, message = attempts.pop("change the server's name")
+    assert kind == "IllegalOperationError" and "Only admins can update server settings" in message, (kind, message)
+    assert attempts == {}
+    # A's stack is whole and unchanged.
+    again = zenml_with_key(a, own_stack_code(STUDENT_A), monkeypatch)
+    assert (again["stack"], again["tracker"], again["tracking_uri"]) == (stack, tracker, uri)
+
+
 def test_zenml_users_reads_a_roster_longer_than_one_request(users, stack):
     """The module reads what exists for a roster in requests of Known.CHUNK names: with one name per
     request, every account of the roster is still found, and a name nobody has is not. The two
@@ -264,10 +326,11 @@ def test_zenml_users_reads_a_roster_longer_than_one_request(users, stack):
                                      f"stack:{TEACHER}"])
 
 
-@pytest.mark.xfail(raises=AssertionError, strict=True, reason=(
-    "ZenML 0.98 OSS: any user may create a public secret with the name of another user's private one, and "
-    "the client resolves {{name.key}} to public secrets first (Client.get_secret_by_name_and_private_status)"))
 def test_zenml_public_secret_cannot_shadow_the_users_private_one(users, monkeypatch):
+    """ZenML's client resolves {{name.key}} to a public secret first (get_secret_by_name_and_private_status),
+    and any user may create a public secret named like another user's private one. The stack's RBAC class
+    lists a user's own secrets only, so the other student's public one is not there to win; they still
+    read it themselves."""
     a, b = users[STUDENT_A], users[STUDENT_B]
     as_b = lambda code: zenml_as(b["ZENML_STORE_URL"], STUDENT_B, b["ZENML_STORE_PASSWORD"], code)  # noqa: E731
     as_b("""
@@ -279,11 +342,13 @@ def test_zenml_public_secret_cannot_shadow_the_users_private_one(users, monkeypa
             result = Client().get_secret_by_name_and_private_status("%s-mlflow").secret_values["username"]
         """ % STUDENT_A, monkeypatch)
     finally:
-        as_b("""
+        planted = as_b("""
             c = Client()
-            c.delete_secret(c.get_secret("%s-mlflow", private=False).id)
-            result = True
+            secret = c.get_secret("%s-mlflow", private=False)
+            c.delete_secret(secret.id)
+            result = secret.secret_values["password"]
         """ % STUDENT_A)
+    assert planted == "not-yours"
     assert resolved == STUDENT_A
 
 

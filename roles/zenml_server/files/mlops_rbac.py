@@ -1,0 +1,132 @@
+"""Owner rules for the ZenML server: what one student makes, another cannot read, change or delete.
+
+ZenML's open-source server checks no ownership: every user may change or delete every other user's
+stacks, components, runs and connectors (point a classmate's experiment tracker at their own server,
+and receive the classmate's MLflow password with the next run). ZenML asks an RBAC class about every
+object it serves once one is named in ZENML_SERVER_RBAC_IMPLEMENTATION_SOURCE; this is that class:
+- an administrator may do anything;
+- ZenML lets the owner of an object do anything before asking (objects nobody owns, ZenML's own
+  defaults, count as everyone's); the stack makes each user a CI service account `<user>-ci`, whose
+  objects are the user's too, and the other way round;
+- anyone may read what ZenML shares by name within a project (pipelines, artifacts, models, tags, the
+  project, flavors: a student's run of the demo reuses the pipeline a classmate created) and the list of
+  service accounts; the versions, runs and everything else are their owner's alone;
+- anyone may create, except projects and service accounts; pruning, backups, sharing are an
+  administrator's.
+Once an RBAC class is set, ZenML also stops checking that only administrators manage users, see other
+users and change the server's settings (its paid edition manages users elsewhere). `_keep_admin_checks`
+puts those checks back when the class is made, at the server's start.
+"""
+from sqlmodel import Session, col, or_, select
+
+from zenml.exceptions import IllegalOperationError
+from zenml.zen_server import utils as server_utils
+from zenml.zen_server.rbac.models import Action, ResourceType
+from zenml.zen_server.rbac.rbac_interface import RBACInterface
+from zenml.zen_server.rbac.utils import get_schema_for_resource_type
+from zenml.zen_server.routers import secrets_endpoints, server_endpoints, service_accounts_endpoints, users_endpoints
+from zenml.zen_stores.schemas import UserSchema
+
+SHARED = {ResourceType.PIPELINE, ResourceType.ARTIFACT, ResourceType.MODEL, ResourceType.TAG,
+          ResourceType.PROJECT, ResourceType.FLAVOR, ResourceType.SERVICE_ACCOUNT}
+NOT_CREATED_BY_USERS = {ResourceType.PROJECT, ResourceType.SERVICE_ACCOUNT}
+ADMIN_ACTIONS = {Action.PRUNE, Action.BACKUP_RESTORE, Action.SHARE}
+CI_SUFFIX = "-ci"
+NOBODY = object()  # the owner of a kind of object that has no owner column
+
+
+class OwnerRBAC(RBACInterface):
+    def __init__(self):
+        _keep_admin_checks()
+
+    def check_permissions(self, user, resources, action):
+        if user.is_admin:
+            return {resource: True for resource in resources}
+        group = _group(user)
+        owners = _owners({resource for resource in resources if resource.id is not None})
+        return {resource: _allowed(resource, action, group, owners.get(resource.id, NOBODY))
+                for resource in resources}
+
+    def list_allowed_resource_ids(self, user, resource, action):
+        kind = ResourceType(resource.type)
+        if user.is_admin or (action == Action.READ and kind in SHARED):
+            return True, []
+        schema = _schema(kind)
+        if schema is None or action != Action.READ:
+            return False, []
+        with Session(server_utils.zen_store().engine) as session:
+            ids = session.exec(select(schema.id).where(or_(col(schema.user_id).in_(_group(user)),
+                                                           col(schema.user_id).is_(None)))).all()
+        return False, [str(id_) for id_ in ids]
+
+    def update_resource_membership(self, sharing_user, resource, actions, user_id=None, team_id=None):
+        raise IllegalOperationError("This server does not share objects between users.")
+
+    def delete_resources(self, resources):
+        """Nothing to do: no membership is kept, the owner is the object's own user column."""
+
+
+def _allowed(resource, action, group, owner):
+    kind = ResourceType(resource.type)
+    if action in ADMIN_ACTIONS:
+        return False
+    if resource.id is None:  # the kind itself: list it, create one
+        return action == Action.READ or (action == Action.CREATE and kind not in NOT_CREATED_BY_USERS)
+    if action == Action.READ and (kind in SHARED or owner is None):
+        return True
+    return owner in group
+
+
+def _group(user):
+    """The ids of the user and their partner: the CI service account `<user>-ci` of a person, the person
+    of a `<user>-ci` service account."""
+    if user.is_service_account:
+        partner, partner_is_account = user.name.removesuffix(CI_SUFFIX), False
+        if partner == user.name:
+            return [user.id]
+    else:
+        partner, partner_is_account = user.name + CI_SUFFIX, True
+    with Session(server_utils.zen_store().engine) as session:
+        found = session.exec(select(UserSchema.id).where(UserSchema.name == partner,
+                                                         UserSchema.is_service_account == partner_is_account)).all()
+    return [user.id, *found]
+
+
+def _schema(kind):
+    """The table of a kind of object, where it has an owner column."""
+    try:
+        schema = get_schema_for_resource_type(kind)
+    except KeyError:
+        return None
+    return schema if hasattr(schema, "user_id") else None
+
+
+def _owners(resources):
+    """{object id: its owner's id (None for ZenML's own)}, one query per kind."""
+    owners = {}
+    with Session(server_utils.zen_store().engine) as session:
+        for kind in {ResourceType(resource.type) for resource in resources}:
+            schema = _schema(kind)
+            ids = [resource.id for resource in resources if resource.type == kind]
+            if schema is not None:
+                owners.update(session.exec(select(schema.id, schema.user_id).where(col(schema.id).in_(ids))).all())
+    return owners
+
+
+def _admin_only(admin_status, action=None):
+    """ZenML's verify_admin_status_if_no_rbac, checking whether RBAC is on or not."""
+    if admin_status is False:
+        raise IllegalOperationError(f"Only admin users can perform `{(action or 'this action').strip('`')}`")
+
+
+def _without_rbac():
+    """The server's configuration as its users and settings endpoints read it, which skip their admin
+    checks (non-admins list only themselves, only admins change the settings) when RBAC is on."""
+    return server_utils.server_config().model_copy(update={"rbac_implementation_source": None})
+
+
+def _keep_admin_checks():
+    for module in (users_endpoints, service_accounts_endpoints, secrets_endpoints):
+        module.verify_admin_status_if_no_rbac = _admin_only
+    for module in (users_endpoints, server_endpoints):
+        module.server_config = _without_rbac
