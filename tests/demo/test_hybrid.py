@@ -57,6 +57,7 @@ def on_server(hybrid, users):
                   "shown": [str(a.id) for s in run.steps.values() for outs in s.outputs.values() for a in outs
                             if a.visualizations],
                   "step_ids": [str(s.id) for s in run.steps.values()],
+                  "pipeline_id": str(run.pipeline.id),
                   "version_ids": [str(a.id) for s in run.steps.values() for outs in s.outputs.values() for a in outs],
                   "mlflow_run_id": run.steps["train"].run_metadata.get("mlflow_run_id")}}
     """)
@@ -71,7 +72,8 @@ def test_the_run_is_on_the_server_as_the_student_on_their_stack(hybrid, on_serve
 
 def test_another_student_can_neither_see_nor_touch_the_run(hybrid, on_server, users):
     """ZenML's open-source server checks no owner: the stack's RBAC class (mlops_rbac.py) refuses the other
-    student the run and its steps, and deleting its artifact versions; the student still has them all.
+    student the run and its steps, and deleting its artifact versions or its pipeline; the student still has
+    them all.
     ZenML checks reading an artifact version against its artifact, which students share by name: the
     other student still lists the versions' records (their data stays in the student's bucket)."""
     env = users[OTHER]
@@ -86,20 +88,28 @@ runs = [str(r.id) for r in c.list_pipeline_runs(size=1000).items]
         "read a step": f'store.get_run_step(UUID("{step}"))',
         "delete the run": f'store.delete_run(UUID("{hybrid.zenml_id}"))',
         "delete an artifact version": f'store.delete_artifact_version(UUID("{version}"))',
+        "delete the pipeline": f'store.delete_pipeline(UUID("{on_server["pipeline_id"]}"))',
     }) + """
 result = {"runs": runs, "attempts": attempts}
 """)
     assert hybrid.zenml_id not in theirs["runs"]
     for action, (kind, message) in theirs["attempts"].items():
         assert kind == "IllegalOperationError" and "Insufficient permissions" in message, (action, kind, message)
-    assert len(theirs["attempts"]) == 4
+    assert len(theirs["attempts"]) == 5
+    # Students share a pipeline by its name, and deleting it deletes every student's runs of it: no student
+    # may, not even the one who created it first (only an administrator).
     env = users[STUDENT]
-    mine = zenml_as(env["ZENML_STORE_URL"], STUDENT, env["ZENML_STORE_PASSWORD"], f"""
+    mine = zenml_as(env["ZENML_STORE_URL"], STUDENT, env["ZENML_STORE_PASSWORD"], """
+from uuid import UUID
 c = Client()
-result = {{"status": c.get_pipeline_run("{hybrid.zenml_id}").status.value,
+""" + attempts_code({"delete the pipeline": f'c.zen_store.delete_pipeline(UUID("{on_server["pipeline_id"]}"))'}) + f"""
+result = {{"attempts": attempts, "status": c.get_pipeline_run("{hybrid.zenml_id}").status.value,
            "runs": [str(r.id) for r in c.list_pipeline_runs(size=1000).items],
            "versions": [str(v.id) for v in c.list_artifact_versions(size=1000).items]}}
 """)
+    kind, message = mine["attempts"]["delete the pipeline"]
+    assert kind == "IllegalOperationError" and "Insufficient permissions to DELETE resource" in message, message
+    assert f":pipeline/{on_server['pipeline_id']}'" in message, message  # <project id>:pipeline/<id>
     assert mine["status"] == "completed" and hybrid.zenml_id in mine["runs"]
     assert set(on_server["version_ids"]) <= set(mine["versions"])
 

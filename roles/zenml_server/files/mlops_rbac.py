@@ -11,6 +11,8 @@ object it serves once one is named in ZENML_SERVER_RBAC_IMPLEMENTATION_SOURCE; t
 - anyone may read what ZenML shares by name within a project (pipelines, artifacts, models, tags, the
   project, flavors: a student's run of the demo reuses the pipeline a classmate created) and the list of
   service accounts; the versions, runs and everything else are their owner's alone;
+- only an administrator deletes what is shared by name: deleting a pipeline deletes every student's runs
+  of it. ZenML would let its owner, without asking: `_keep_admin_checks` makes ZenML ask about those too;
 - anyone may create, except projects and service accounts; pruning, backups, sharing are an
   administrator's.
 Once an RBAC class is set, ZenML also stops checking that only administrators manage users, see other
@@ -22,10 +24,11 @@ from sqlmodel import Session, col, or_, select
 from zenml.exceptions import IllegalOperationError
 from zenml.zen_server import utils as server_utils
 from zenml.zen_server.rbac.models import Action, ResourceType
+from zenml.zen_server.rbac import utils as rbac_utils
 from zenml.zen_server.rbac.rbac_interface import RBACInterface
 from zenml.zen_server.rbac.utils import get_schema_for_resource_type
 from zenml.zen_server.routers import secrets_endpoints, server_endpoints, service_accounts_endpoints, users_endpoints
-from zenml.zen_stores.schemas import UserSchema
+from zenml.zen_stores.schemas import BaseSchema, UserSchema
 
 SHARED = {ResourceType.PIPELINE, ResourceType.ARTIFACT, ResourceType.MODEL, ResourceType.TAG,
           ResourceType.PROJECT, ResourceType.FLAVOR, ResourceType.SERVICE_ACCOUNT}
@@ -74,6 +77,8 @@ def _allowed(resource, action, group, owner):
         return action == Action.READ or (action == Action.CREATE and kind not in NOT_CREATED_BY_USERS)
     if action == Action.READ and (kind in SHARED or owner is None):
         return True
+    if action == Action.DELETE and kind in SHARED:
+        return False
     return owner in group
 
 
@@ -125,7 +130,20 @@ def _without_rbac():
     return server_utils.server_config().model_copy(update={"rbac_implementation_source": None})
 
 
+_zenml_is_owned = rbac_utils.is_owned_by_authenticated_user
+
+
+def _owned_unless_shared(resource):
+    """ZenML's is_owned_by_authenticated_user (owners are not asked about), but for what is shared by name."""
+    if isinstance(resource, BaseSchema):
+        kind = rbac_utils.get_resource_type_for_schema(resource)
+    else:
+        kind = rbac_utils.get_resource_type_for_model(resource)
+    return kind not in SHARED and _zenml_is_owned(resource)
+
+
 def _keep_admin_checks():
+    rbac_utils.is_owned_by_authenticated_user = _owned_unless_shared
     for module in (users_endpoints, service_accounts_endpoints, secrets_endpoints):
         module.verify_admin_status_if_no_rbac = _admin_only
     for module in (users_endpoints, server_endpoints):
