@@ -23,10 +23,9 @@ from sqlmodel import Session, col, or_, select
 
 from zenml.exceptions import IllegalOperationError
 from zenml.zen_server import utils as server_utils
-from zenml.zen_server.rbac.models import Action, ResourceType
 from zenml.zen_server.rbac import utils as rbac_utils
+from zenml.zen_server.rbac.models import Action, ResourceType
 from zenml.zen_server.rbac.rbac_interface import RBACInterface
-from zenml.zen_server.rbac.utils import get_schema_for_resource_type
 from zenml.zen_server.routers import secrets_endpoints, server_endpoints, service_accounts_endpoints, users_endpoints
 from zenml.zen_stores.schemas import BaseSchema, UserSchema
 
@@ -100,7 +99,7 @@ def _group(user):
 def _schema(kind):
     """The table of a kind of object, where it has an owner column."""
     try:
-        schema = get_schema_for_resource_type(kind)
+        schema = rbac_utils.get_schema_for_resource_type(kind)
     except KeyError:
         return None
     return schema if hasattr(schema, "user_id") else None
