@@ -211,7 +211,8 @@ def test_a_job_reaches_the_stack_at_a_new_public_address(project, stack, job_ima
     """The administrator moves the stack to another address (here the jobs network's gateway, an address of this
     machine that job containers reach) and runs run_server.yml: every user's file and ZenML stack follow, with
     the credentials they had; the student pastes the new CI variables, and the job trains against the same
-    account. Moved back, each file is as it was."""
+    account (with the tests' small configuration: the job above trained with the template's). Moved back, each file is
+    as it was."""
     gateway = subprocess.run(["docker", "network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}",
                               stack.settings["stack_jobs_network_name"]],
                              capture_output=True, text=True, check=True).stdout.strip()
@@ -221,6 +222,9 @@ def test_a_job_reaches_the_stack_at_a_new_public_address(project, stack, job_ima
     before = handout.read_text()
     variant = tmp_path / "project"
     shutil.copytree(project, variant)
+    shutil.copy(REPO / "tests/demo/fast.yaml", variant / "demo/config/fast.yaml")
+    for command in (["add", "demo/config/fast.yaml"], ["commit", "-qm", "small config"]):
+        subprocess.run(["git", "-c", "user.name=Kim", "-c", "user.email=kim@example.org", *command], cwd=variant, check=True)
     try:
         moved = ansible_playbook("playbooks/run_server.yml", "-e", f"stack_public_host={gateway}")
         assert re.search(ZENML_TASK.format("changed"), moved.stdout), moved.stdout[-3000:]
@@ -233,12 +237,14 @@ def test_a_job_reaches_the_stack_at_a_new_public_address(project, stack, job_ima
                                          "tracker": env["MLFLOW_TRACKING_URI"]}
         variables = ci_variables(STUDENT)
         assert variables["MLFLOW_TRACKING_URI"].startswith(f"https://{gateway}:"), variables["MLFLOW_TRACKING_URI"]
-        (variant / ".gitlab-ci-local-variables.yml").write_text(yaml.safe_dump(variables))
+        (variant / ".gitlab-ci-local-variables.yml").write_text(yaml.safe_dump(
+            {**variables, "DEMO_CONFIG": "demo/config/fast.yaml"}))
         result = run_job(variant, stack, job_image)
         assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
         run_id = reported(result.stdout, "MLflow run: ").split(" in experiment ")[0]
         run = mlflow_as(user_env(STUDENT), monkeypatch).get_run(run_id)
         assert run.info.status == "FINISHED" and run.data.metrics["test_accuracy"] > 0.5
+        assert run.data.params["epochs"] == "2"  # the small configuration's
     finally:
         back = ansible_playbook("playbooks/run_server.yml")
     assert handout.read_text() == before
