@@ -60,7 +60,9 @@ backup: venv
 restore: venv
 	$(BIN)/ansible-playbook playbooks/restore.yml -e backup=$(BACKUP) $(if $(PASSPHRASE_FILE),-e backup_passphrase_file=$(PASSPHRASE_FILE))
 
-test: venv tools
+# The Python environment and the test tools (apt, npm) install side by side.
+test:
+	$(MAKE) --no-print-directory -j2 venv tools
 	$(BIN)/pytest tests
 
 lint: venv

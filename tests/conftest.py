@@ -65,15 +65,26 @@ def stack_free_first(items):
 
 
 def bring_up():
-    """The first run of run_server.yml in this session.
+    """The stack brought up by run_server.yml, once a session.
 
     A fresh checkout has no credentials/, so data an earlier checkout left in Docker volumes can no
     longer be opened (the play refuses it): the harness deletes that data first, and only then.
+
+    The job image (PyTorch: about five minutes of build on a fresh machine, much of it downloads; only
+    tests/remote needs it) is built beside the services, once the engine and the base images are there. The
+    result holds every run's output.
     """
     if not (REPO / "credentials" / "database_root_password").is_file() and shutil.which("docker"):
         ansible_playbook("playbooks/run_server.yml", "--tags", "docker_engine")  # the engine may be stopped
         ansible_playbook("playbooks/teardown.yml", "-e", "teardown_remove_data=true")
-    return ansible_playbook("playbooks/run_server.yml")
+    base = ansible_playbook("playbooks/run_server.yml", "--tags", "docker_engine,images")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="job-image") as beside:
+        job_image = beside.submit(ansible_playbook, "playbooks/run_server.yml", "--tags", "job_image")
+        services = ansible_playbook("playbooks/run_server.yml", "--skip-tags", "job_image")
+        job = job_image.result()
+    runs = (base, services, job)
+    return subprocess.CompletedProcess(services.args, 0, "".join(run.stdout for run in runs),
+                                       "".join(run.stderr for run in runs))
 
 
 BRING_UP = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="bring-up")
