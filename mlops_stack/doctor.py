@@ -142,7 +142,7 @@ def zenml(env: dict, verify) -> list:
     return checks
 
 
-def object_store(env: dict, verify) -> Check:
+def object_store(env: dict, verify) -> list:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
     client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
@@ -161,13 +161,13 @@ def object_store(env: dict, verify) -> Check:
                "SignatureDoesNotMatch": f"the object store refuses AWS_SECRET_ACCESS_KEY: {NEW_FILE}",
                "NoSuchBucket": f"no bucket {bucket}: ask your administrator",
                "AccessDenied": f"no access to {bucket}: ask your administrator"}.get(code, str(error))
-        return Check("object store", False, f"{code}: {fix}")
+        return [Check("object store", False, f"{code}: {fix}")]
     except BotoCoreError as error:
-        return Check("object store", False, str(error))
+        return [Check("object store", False, str(error))]
     if writable:
-        return Check("object store", False, f"your keys can write to {', '.join(writable)}: tell your administrator")
-    return Check("object store", True, f"bucket {bucket} readable and writable"
-                                       + (f"; read-only: {', '.join(others)}" if others else ""))
+        return [Check("object store", False, f"your keys can write to {', '.join(writable)}: tell your administrator")]
+    return [Check("object store", True, f"bucket {bucket} readable and writable"
+                                        + (f"; read-only: {', '.join(others)}" if others else ""))]
 
 
 def writes(client, bucket: str, key: str) -> bool:
@@ -219,8 +219,7 @@ def diagnose(path: Path) -> list:
         reached = reach(service, env[variable], ca)
         checks.append(reached)
         if reached.ok:
-            answer = ask(env, verify)
-            checks.extend(answer if isinstance(answer, list) else [answer])
+            checks.extend(ask(env, verify))
     if env.get("DATABASE_USER"):
         checks.append(database(env, ca))
     return checks

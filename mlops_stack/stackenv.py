@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops_stack.doctor import read_credentials
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -111,9 +112,8 @@ class Stack:
 
 
 def user_env(name: str) -> dict:
-    """The variables of credentials/<name>.env, the file a user is handed."""
-    lines = (REPO / "credentials" / f"{name}.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+    """The variables of credentials/<name>.env, the file a user is handed, read as `mlops doctor` reads it."""
+    return read_credentials(REPO / "credentials" / f"{name}.env")
 
 
 def write_roster(path, names, role: str = "developer") -> str:
