@@ -70,9 +70,8 @@ def bring_up():
     A fresh checkout has no credentials/, so data an earlier checkout left in Docker volumes can no
     longer be opened (the play refuses it): the harness deletes that data first, and only then.
 
-    The job image (PyTorch: about five minutes of build on a fresh machine, much of it downloads; only
-    tests/remote needs it) is built beside the services, once the engine and the base images are there. The
-    result holds every run's output.
+    The job image (PyTorch: about six minutes of build here, with downloads; only tests/remote needs it) is
+    built beside the services, once the engine and the base images are there. The result holds every run's output.
     """
     if not (REPO / "credentials" / "database_root_password").is_file() and shutil.which("docker"):
         ansible_playbook("playbooks/run_server.yml", "--tags", "docker_engine")  # the engine may be stopped
