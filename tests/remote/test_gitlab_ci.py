@@ -24,6 +24,7 @@ from zenml_client import zenml_as
 # Fresh names each session: MLflow keeps a removed user's experiment names.
 SUFFIX = uuid.uuid4().hex[:6]
 STUDENT, OTHER = f"ci-kim-{SUFFIX}", f"ci-lou-{SUFFIX}"
+GIT = ["git", "-c", "user.name=Kim", "-c", "user.email=kim@example.org"]  # Kim commits to the student's project
 GITLAB_CI_LOCAL = REPO / ".tools/node_modules/.bin/gitlab-ci-local"
 SPEC = importlib.util.spec_from_file_location("gitlab_runner_filter", REPO / "ansible/plugins/filter/gitlab_runner.py")
 gitlab_runner = importlib.util.module_from_spec(SPEC)
@@ -65,10 +66,9 @@ def project(tmp_path_factory, students):
     (root / ".gitlab-ci.yml").write_text(template.replace("tags: [gpu]", "tags: [cpu]"))
     (root / ".gitlab-ci-local-variables.yml").write_text(yaml.safe_dump(ci_variables(STUDENT)))
     (root / ".gitignore").write_text(".gitlab-ci-local*\n")
-    git = ["git", "-c", "user.name=Kim", "-c", "user.email=kim@example.org"]
     for command in (["init", "-q", "-b", "main"], ["remote", "add", "origin", "https://gitlab.example.org/kim/mnist.git"],
                     ["add", "-A"], ["commit", "-qm", "MNIST demo"]):
-        subprocess.run(git + command, cwd=root, check=True)
+        subprocess.run([*GIT, *command], cwd=root, check=True)
     return root
 
 
@@ -184,8 +184,7 @@ def test_a_ci_mistake_stops_the_job_with_what_to_do(project, stack, job_image, t
     if mistake == "credentials file committed":
         shutil.copy(REPO / "credentials" / f"{STUDENT}.env", variant / f"{STUDENT}.env")
         subprocess.run(["git", "add", f"{STUDENT}.env"], cwd=variant, check=True)  # `git add -A` does the same
-        subprocess.run(["git", "-c", "user.name=Kim", "-c", "user.email=kim@example.org", "commit", "-qm", "oops"],
-                       cwd=variant, check=True)
+        subprocess.run([*GIT, "commit", "-qm", "oops"], cwd=variant, check=True)
     else:
         variables = ci_variables(STUDENT)
         del variables["ZENML_STORE_API_KEY"]
@@ -224,7 +223,7 @@ def test_a_job_reaches_the_stack_at_a_new_public_address(project, stack, job_ima
     shutil.copytree(project, variant)
     shutil.copy(REPO / "tests/demo/fast.yaml", variant / "demo/config/fast.yaml")
     for command in (["add", "demo/config/fast.yaml"], ["commit", "-qm", "small config"]):
-        subprocess.run(["git", "-c", "user.name=Kim", "-c", "user.email=kim@example.org", *command], cwd=variant, check=True)
+        subprocess.run([*GIT, *command], cwd=variant, check=True)
     try:
         moved = ansible_playbook("playbooks/run_server.yml", "-e", f"stack_public_host={gateway}")
         assert re.search(ZENML_TASK.format("changed"), moved.stdout), moved.stdout[-3000:]
