@@ -24,7 +24,8 @@ LOG_DIR = REPO / ".mlops" / "logs"
 @dataclass
 class Progress:
     """Renders a play's events: one line per role as it starts (rewritten in place on a terminal, with the
-    task and the time), the failures the play did not ignore, and counts for the summary."""
+    task, the time and, while users are added a group at a time, how many are done), the failures the play did not
+    ignore, and counts for the summary."""
     verbose: bool = False
     quiet: bool = False
     log: object = None
@@ -34,6 +35,9 @@ class Progress:
     failures: list = field(default_factory=list)
     results: dict = field(default_factory=dict)  # task name -> its result (the last host's)
     stats: dict = field(default_factory=dict)
+    users: int = 0  # the users given to manage_users.yml
+    group: int = 0  # the size of the group of users being added (create.yml), 0 before the first
+    users_done: int = 0  # users recorded by the groups done
 
     def event(self, event: dict) -> bool:
         if self.log and event.get("stdout"):
@@ -46,8 +50,15 @@ class Progress:
         role = data.get("role") or "play"
         if kind == "playbook_on_task_start" and not (self.verbose or self.quiet):
             self.show(role, task)
-        elif kind == "runner_on_ok":
+        elif kind in ("runner_on_ok", "runner_on_skipped") and task == "Record the users":
+            self.users_done += self.group  # skipped: a dry run's group, which would be recorded here
+        if kind == "runner_on_ok":
             self.results[task] = data.get("res", {})
+            given = data.get("res", {}).get("ansible_facts", {}).get("__stack_users", [])
+            if task == "Check the users given":
+                self.users = len(given)
+            elif task == "Take the next group of users":
+                self.group = len(given)
             # A no_log result hides even `changed`: Ansible's own line still says it.
             if data.get("res", {}).get("changed") or event.get("stdout", "").strip().startswith("changed:"):
                 self.changed.setdefault(role, []).append(task)
@@ -60,10 +71,12 @@ class Progress:
     def show(self, role: str, task: str) -> None:
         elapsed = time.monotonic() - self.started
         line = f"[{int(elapsed // 60):02d}:{int(elapsed % 60):02d}] {role}: {task}"
+        if self.group or task == "Take the next group of users":
+            line += f" ({self.users_done} of {self.users} users done)"
         if sys.stdout.isatty():
             width = shutil.get_terminal_size().columns - 1
             click.echo("\r" + line[:width].ljust(width), nl=False)
-        elif role != self.role:
+        elif role != self.role or task == "Take the next group of users":
             click.echo(line)
         self.role = role
 
@@ -116,6 +129,8 @@ def summarize(progress: Progress, log_path: Path, check: bool) -> None:
         click.echo(f"{role}: {verb} {len(tasks)}: {'; '.join(tasks)}")
     if not progress.changed:
         click.echo("nothing to change" if check else "nothing changed")
+    if progress.group:
+        click.echo(f"users: {progress.users_done} of {progress.users} {'would be ' if check else ''}added")
     minutes, seconds = divmod(int(time.monotonic() - progress.started), 60)
     click.echo(f"done in {minutes}:{seconds:02d}; full log: {log_path}")
 
@@ -184,10 +199,13 @@ def purge(yes, dry_run, verbose):
 
 @main.command()
 @click.option("--keep", type=click.IntRange(min=1), help="How many backups to keep (backup_keep of stack.yml).")
+@dry_run_option
 @verbose_option
-def backup(keep, verbose):
-    """Back up the running stack (backup.yml) into a new folder of backup_dir; print where."""
-    progress = run_play("playbooks/backup.yml", extravars={"backup_keep": keep} if keep else None, verbose=verbose)
+def backup(keep, dry_run, verbose):
+    """Back up the running stack (backup.yml) into a new folder of backup_dir; print where (with --dry-run: what
+    it would copy and delete)."""
+    progress = run_play("playbooks/backup.yml", extravars={"backup_keep": keep} if keep else None, check=dry_run,
+                        verbose=verbose)
     for line in progress.results["Say where the backup is"]["msg"]:
         click.echo(line)
 
@@ -198,15 +216,20 @@ def backup(keep, verbose):
 @click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False),
               help="The file holding the passphrase of the backup's encrypted credentials.")
 @click.option("--yes", is_flag=True, help="Do not ask.")
+@dry_run_option
 @verbose_option
-def restore(folder, overwrite, passphrase_file, yes, verbose):
-    """Restore a backup folder (restore.yml) onto an empty stack, or over this one with --overwrite."""
-    if overwrite:
+def restore(folder, overwrite, passphrase_file, yes, dry_run, verbose):
+    """Restore a backup folder (restore.yml) onto an empty stack, or over this one with --overwrite; with --dry-run,
+    check the backup (checksums, versions, passphrase) and the stack, and say what a restore would do."""
+    if overwrite and not dry_run:
         confirm("Delete every database, bucket and run of the stack here, then restore the backup?", yes)
     extravars = {"backup": str(Path(folder).resolve()), "overwrite": overwrite}
     if passphrase_file:
         extravars["backup_passphrase_file"] = str(Path(passphrase_file).resolve())
-    run_play("playbooks/restore.yml", extravars=extravars, verbose=verbose)
+    progress = run_play("playbooks/restore.yml", extravars=extravars, check=dry_run, verbose=verbose)
+    if dry_run:
+        for line in progress.results["Say what the restore would do (dry run)"]["msg"]:
+            click.echo(line)
 
 
 @main.command()
@@ -314,19 +337,30 @@ def users_refresh(dry_run, verbose):
 
 def listed() -> list:
     progress = run_play("playbooks/manage_users.yml", tags=["list"], quiet=True)
-    return progress.results["List the users (user name, role, when they were added)"]["msg"]
+    return progress.results["List the users (user name, role, when added, which services hold them)"]["msg"]
+
+
+def held(services: dict) -> str:
+    """Which services hold a user: `all`, else what is missing and what could not be asked."""
+    missing = [name for name, holds in services.items() if holds is False]
+    unknown = [name for name, holds in services.items() if holds is None]
+    if not (missing or unknown):
+        return "all"
+    return "; ".join(part for part in (missing and f"missing: {', '.join(missing)}",
+                                       unknown and f"not answering: {', '.join(unknown)}") if part)
 
 
 @users.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array.")
 def users_list(as_json):
-    """The stack's users: name, role, when they were added."""
+    """The stack's users: name, role, when they were added, and which services hold their accounts (all of the
+    database, bucket, object store, MLflow and ZenML, or what is missing)."""
     rows = listed()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        click.echo(f"{row['username']:<21} {row['role']:<14} {row['created']}")
+        click.echo(f"{row['username']:<21} {row['role']:<14} {row['created']}  {held(row['services'])}")
     click.echo(f"{len(rows)} user{'s' if len(rows) != 1 else ''}", err=True)
 
 

@@ -8,7 +8,9 @@ from roster import STUDENT_A, STUDENT_B, TEACHER, manage, read_env, user_rows
 def users(stack, tmp_path_factory):
     roster = tmp_path_factory.mktemp("roster") / "course.csv"
     roster.write_text(f"username,role\n{STUDENT_A},developer\n{STUDENT_B},developer\n{TEACHER},teacher\n")
-    manage("--tags", "add", "-e", f"roster={roster}")
+    # In two groups (each created, handed out and recorded before the next): the teacher is added alone, second.
+    added = manage("--tags", "add", "-e", f"roster={roster}", "-e", "stack_users_group_size=2")
+    assert f"(item={STUDENT_A}, {STUDENT_B})" in added.stdout and f"(item={TEACHER})" in added.stdout, added.stdout[-3000:]
     yield {name: read_env(name) for name in (STUDENT_A, STUDENT_B, TEACHER)}
     manage("--tags", "remove", "-e", f"roster={roster}", "-e", "confirm=yes", check=False)
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from mlops_stack.doctor import NEW_FILE
 from mlops_stack.stackenv import BIN, REPO, ansible_playbook, role_setting, user_s3
 from mlops_stack.stackenv import user_mlflow
-from roster import STUDENT_A, user_sql
+from roster import STUDENT_A, root_sql, user_rows, user_sql
 
 NAME = f"cli-{uuid.uuid4().hex[:6]}"
 
@@ -27,22 +27,31 @@ def listed():
     return {row["username"]: row for row in json.loads(done.stdout)}
 
 
+def recorded(stack):
+    """The users the stack has recorded, read as root (quicker than listed(), which asks every service)."""
+    return {row[0] for row in user_rows(stack)}
+
+
 def test_add_list_and_remove_a_user_through_the_tool(stack, tmp_path):
     dry = mlops("users", "add", NAME, "--dry-run")
     assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
     assert "stack_users: would change" in dry.stdout
-    assert NAME not in listed() and not (REPO / "credentials" / f"{NAME}.env").exists()
+    assert NAME not in recorded(stack) and not (REPO / "credentials" / f"{NAME}.env").exists()
 
     added = mlops("users", "add", NAME, "--role", "teacher")
     assert added.returncode == 0, added.stdout[-2000:] + added.stderr[-2000:]
     assert f"hand over, each with credentials/mlops-ca.crt: credentials/{NAME}.env" in added.stdout
+    assert "stack_users: Take the next group of users (0 of 1 users done)" in added.stdout
+    assert "users: 1 of 1 added" in added.stdout
     log = Path(added.stdout.split("full log: ")[1].split()[0])
     assert log.stat().st_mode & 0o777 == 0o600 and "PLAY RECAP" in log.read_text()
-    assert listed()[NAME]["role"] == "teacher"
+    row = listed()[NAME]
+    assert row["role"] == "teacher"
+    assert row["services"] == dict.fromkeys(["database", "bucket", "object_store", "mlflow", "zenml"], True)
     shown = mlops("users", "show", NAME, "--json")
     assert shown.returncode == 0, shown.stderr
     user = json.loads(shown.stdout)
-    assert (user["role"], user["created"]) == ("teacher", listed()[NAME]["created"])
+    assert (user["role"], user["created"]) == ("teacher", row["created"])
     assert user["held"] == [f"database: {NAME}: account {NAME}@%, schema user_{NAME.replace('-', '_')}",
                             f"object store: bucket {NAME}", f"object store: user {NAME}",
                             f"MLflow: {NAME}: account {NAME}", f"ZenML: {NAME}: account {NAME}"]
@@ -52,12 +61,21 @@ def test_add_list_and_remove_a_user_through_the_tool(stack, tmp_path):
     assert again.stderr.startswith(f"Error: Already exist: {NAME}. Nothing was changed; remove them first")
     assert len(again.stderr.splitlines()) == 1 and "Traceback" not in again.stderr
 
+    # An account lost behind the stack's back (here the database's) shows in the list.
+    with root_sql(stack) as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP USER `{NAME}`@'%'")
+        cursor.execute(f"DROP DATABASE `user_{NAME.replace('-', '_')}`")
+    drifted = mlops("users", "list")
+    assert drifted.returncode == 0, drifted.stderr
+    assert [line.split(None, 4)[-1] for line in drifted.stdout.splitlines() if line.startswith(NAME + " ")] == \
+        ["missing: database"], drifted.stdout
+
     kept = handed_out(tmp_path, NAME)  # the student keeps their file after their removal
     refused = mlops("users", "remove", NAME)  # no terminal to ask on
-    assert refused.returncode == 2 and "Refused without --yes" in refused.stderr and NAME in listed()
+    assert refused.returncode == 2 and "Refused without --yes" in refused.stderr and NAME in recorded(stack)
     removed = mlops("users", "remove", NAME, "--yes")
     assert removed.returncode == 0, removed.stdout[-2000:] + removed.stderr[-2000:]
-    assert NAME not in listed()
+    assert NAME not in recorded(stack)
     nothing = mlops("users", "show", NAME)
     assert nothing.returncode == 1 and nothing.stderr.strip() == f"Error: no such user: {NAME}", nothing.stderr
     assert nothing.stdout.split() == [NAME, "not", "a", "user", "of", "the", "stack"]
@@ -140,7 +158,7 @@ def test_a_bad_roster_line_is_the_plays_one_line(stack, tmp_path):
     done = mlops("users", "add", "--roster", str(roster))
     assert done.returncode == 1 and len(done.stderr.splitlines()) == 1, done.stderr
     assert "course.csv line 3: 'Bad Name' is not a valid username" in done.stderr
-    assert "ok-name" not in listed()
+    assert "ok-name" not in recorded(stack)
 
 
 def test_status_reports_each_service_and_a_stopped_one(stack):

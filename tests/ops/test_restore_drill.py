@@ -196,6 +196,35 @@ def test_a_restore_refuses_and_changes_nothing(backups, students, work, passphra
     still_there(students, work, monkeypatch)
 
 
+def test_a_backup_dry_run_writes_nothing_and_says_what_it_would_copy_and_delete(backups):
+    kept = sorted(backups["folder"].iterdir())
+    done = ansible_playbook("playbooks/backup.yml", "-e", f"backup_dir={backups['folder']}", "-e", "backup_keep=2",
+                            "--check")
+    text = " ".join(done.stdout.split())
+    assert f"Dry run, nothing was written: a backup would go into {backups['folder']}/" in text, done.stdout[-3000:]
+    assert re.search(r"Objects: [0-9]+ to copy, [1-9][0-9]* unchanged \(linked\); [0-9]+ bytes needed", text), text[-3000:]
+    oldest = backups["second"].split("/")[-1]
+    assert f"Backups it would delete (keeping the last 2): {oldest}" in text
+    assert sorted(backups["folder"].iterdir()) == kept
+
+
+def test_a_restore_dry_run_checks_the_backup_and_changes_nothing(backups, students, work, passphrase, tmp_path,
+                                                                 monkeypatch):
+    before = sorted(path.name for path in (REPO / "credentials").iterdir())
+    done = restore(backups["third"], "-e", f"backup_passphrase_file={passphrase}", "-e", "overwrite=yes", "--check")
+    text = " ".join(done.stdout.split())
+    assert f"Dry run, nothing was changed: the backup {backups['third']}" in text, done.stdout[-3000:]
+    assert "Its credentials: encrypted; the passphrase opens them." in text
+    assert "The stack here: holds data (mlops-database-data" in text and "a restore deletes it first" in text
+    # The dry run checks what a restore checks: a wrong passphrase is refused the same way.
+    (tmp_path / "wrong").write_text("not the passphrase")
+    refused = restore(backups["third"], "-e", f"backup_passphrase_file={tmp_path / 'wrong'}", "-e", "overwrite=yes",
+                      "--check", check=False)
+    assert refused.returncode != 0 and "does not open the backup's credentials" in " ".join(refused.stdout.split())
+    assert sorted(path.name for path in (REPO / "credentials").iterdir()) == before
+    still_there(students, work, monkeypatch)
+
+
 @pytest.fixture(scope="module")
 def purged(backups, students, work, stack):
     """`make purge`, with backups scheduled (once a year): whether the cron entry was there before and after."""

@@ -18,6 +18,8 @@ def plays(monkeypatch):
         progress = cli.Progress(quiet=True)
         progress.results["Check the users given"] = {"ansible_facts": {"__stack_users": [
             {"env_file": str(cli.REPO / "credentials" / "alice.env")}]}}
+        progress.results["Say where the backup is"] = {"msg": [f"{playbook} check={kwargs.get('check')}"]}
+        progress.results["Say what the restore would do (dry run)"] = {"msg": ["Dry run, nothing was changed"]}
         return progress
 
     monkeypatch.setattr(cli, "run_play", run_play)
@@ -68,6 +70,17 @@ def test_a_dry_run_is_the_plays_check_mode(plays):
     assert plays[-1][1]["extravars"] == {"teardown_remove_data": True}
 
 
+def test_backup_and_restore_dry_runs_are_check_mode_and_print_the_plays_report(plays):
+    done = invoke("backup", "--dry-run", "--keep", "3")
+    assert done.exit_code == 0 and "playbooks/backup.yml check=True" in done.output, done.output
+    done = invoke("restore", "tests", "--overwrite", "--dry-run")  # nothing to confirm, even without a terminal
+    assert done.exit_code == 0 and "Dry run, nothing was changed" in done.output, done.output
+    assert [(playbook, kwargs["check"]) for playbook, kwargs in plays] == [("playbooks/backup.yml", True),
+                                                                         ("playbooks/restore.yml", True)]
+    assert plays[0][1]["extravars"] == {"backup_keep": 3}
+    assert plays[1][1]["extravars"] == {"backup": str(cli.REPO / "tests"), "overwrite": True}
+
+
 @pytest.mark.parametrize("args", [["purge"], ["users", "remove", "alice"], ["restore", "tests", "--overwrite"]])
 def test_destruction_asks_and_a_no_changes_nothing(plays, monkeypatch, args):
     monkeypatch.setattr(cli, "interactive", lambda: True)
@@ -85,7 +98,7 @@ def test_destruction_without_a_terminal_needs_yes(plays, args):
 def test_restore_names_the_folder_absolute_and_asks_nothing_onto_an_empty_stack(plays):
     assert invoke("restore", "tests").exit_code == 0
     assert plays == [("playbooks/restore.yml", {"extravars": {"backup": str(cli.REPO / "tests"), "overwrite": False},
-                                                "verbose": False})]
+                                                "check": False, "verbose": False})]
 
 
 def test_restore_passes_the_passphrase_file_absolute(plays):
@@ -239,3 +252,35 @@ def test_env_of_a_file_that_is_not_whole_is_one_line(tmp_path, text, message):
     path.write_text(text)
     done = invoke("env", str(path), "--ci")
     assert done.exit_code == 1 and done.output.strip() == f"Error: {path} {message}", done.output
+
+
+def test_users_list_says_which_services_hold_each_user(plays, monkeypatch):
+    services = dict.fromkeys(["database", "bucket", "object_store", "mlflow", "zenml"], True)
+    rows = [{"username": "alice", "role": "developer", "created": "2026-12-01 10:00:00", "services": services},
+            {"username": "bob", "role": "teacher", "created": "2026-12-01 11:00:00",
+             "services": {**services, "mlflow": False, "zenml": None}}]
+    monkeypatch.setattr(cli, "listed", lambda: rows)
+    done = invoke("users", "list")
+    assert done.exit_code == 0, done.output
+    assert done.output.splitlines()[:2] == ["alice                 developer      2026-12-01 10:00:00  all",
+                                           "bob                   teacher        2026-12-01 11:00:00  missing: mlflow; "
+                                           "not answering: zenml"]
+
+
+def test_progress_counts_the_users_each_recorded_group_adds(capsys):
+    progress = cli.Progress()
+
+    def ok(task, facts=None):
+        progress.event({"event": "playbook_on_task_start", "event_data": {"role": "stack_users", "task": task}})
+        progress.event({"event": "runner_on_ok", "event_data": {"role": "stack_users", "task": task,
+                                                                "res": {"ansible_facts": facts or {}}}})
+
+    ok("Check the users given", {"__stack_users": [{"username": f"s{i}"} for i in range(3)]})
+    for group in ([{"username": "s0"}, {"username": "s1"}], [{"username": "s2"}]):
+        ok("Take the next group of users", {"__stack_users": group})
+        ok("Record the users")
+    assert (progress.users, progress.users_done) == (3, 3)
+    shown = [line.split("] ", 1)[1] for line in capsys.readouterr().out.splitlines()]
+    assert shown == ["stack_users: Check the users given",
+                     "stack_users: Take the next group of users (0 of 3 users done)",
+                     "stack_users: Take the next group of users (2 of 3 users done)"]

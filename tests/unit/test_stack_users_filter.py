@@ -161,3 +161,14 @@ def test_usage_counts_each_users_bucket_schema_runs_and_their_ci_accounts_runs()
          "last_activity": "2026-12-01 08:00:00"},
         {"username": "bob", "role": "teacher", "bucket_objects": 0, "bucket_bytes": 0, "bucket_quota": 1000,
          "schema_bytes": 0, "mlflow_runs": 0, "mlflow_artifact_bytes": 0, "zenml_runs": 0, "last_activity": None}]
+
+
+def test_held_says_per_service_whether_it_holds_the_name_nothing_or_could_not_answer():
+    rows = [{"username": "alice", "role": "developer"}, {"username": "bob", "role": "teacher"}]
+    looks = {"database": {"failed": True, "taken": ["alice", "bob"]},  # new_only found both
+             "mlflow": {"failed": True, "taken": ["alice"]},
+             "zenml": {"changed": False},  # found nothing
+             "object_store": {"failed": True, "msg": "cannot read the users: connection refused"}}
+    assert [row["services"] for row in stack_users_module.stack_users_held(rows, looks)] == [
+        {"database": True, "mlflow": True, "zenml": False, "object_store": None},
+        {"database": True, "mlflow": False, "zenml": False, "object_store": None}]

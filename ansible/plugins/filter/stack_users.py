@@ -94,6 +94,16 @@ def stack_users_usage(users, sql, buckets, mlflow_bucket, quota):
     return rows
 
 
+def stack_users_held(rows, looks):
+    """Each recorded user's row with `services`: per service looked in (look.yml's results, by service), whether it
+    holds something under the user's name (true), nothing (false), or could not be asked (null)."""
+    def held(look, name):
+        if "taken" in look:
+            return name in look["taken"]
+        return None if look.get("failed") else False
+    return [{**row, "services": {service: held(look, row["username"]) for service, look in looks.items()}} for row in rows]
+
+
 def stack_users_accounts(user, secrets, settings):
     """What the database_users, minio_bucket, minio_user and mlflow_user modules need for one planned user."""
     name, role = user["username"], user["role"]
@@ -147,4 +157,5 @@ def stack_users_zenml(user, secrets, urls, names_only=False):
 class FilterModule:
     def filters(self):
         return {"stack_users": stack_users, "stack_users_plan": stack_users_plan, "stack_users_accounts": stack_users_accounts,
-                "stack_users_zenml": stack_users_zenml, "stack_users_usage": stack_users_usage}
+                "stack_users_zenml": stack_users_zenml, "stack_users_usage": stack_users_usage,
+                "stack_users_held": stack_users_held}

@@ -28,8 +28,9 @@ def one_line(error, limit=500):
 
 
 def already_taken(service, taken):
-    """The one line a module fails with when new_only finds what already holds the new names (one phrase each)."""
-    return f"{service}: already taken, nothing was changed - {'; '.join(taken)}"
+    """What a module fails with when new_only finds what already holds the new names, from {name: a phrase saying
+    what holds it}: the one line (msg) and the names (taken)."""
+    return {"msg": f"{service}: already taken, nothing was changed - {'; '.join(taken.values())}", "taken": sorted(taken)}
 
 
 def file_sha256(path):

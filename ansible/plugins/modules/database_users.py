@@ -75,6 +75,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+taken:
+  description: With O(new_only), the names of the users something already holds (the module fails, naming each).
+  returned: when O(new_only) finds any
+  type: list
+  elements: str
 changes:
   description: What was (or in check mode would be) changed, one line each, in order. Never a password.
   returned: always
@@ -248,9 +253,9 @@ def main():
         module.fail_json(msg=f"cannot log in as {module.params['login_user']}: {error_message(error)}", changes=[])
     with connection, connection.cursor() as cursor:
         if present and module.params["new_only"]:
-            taken = [f"{user['name']}: {', '.join(found)}" for user in users if (found := claims(cursor, user))]
+            taken = {user["name"]: f"{user['name']}: {', '.join(found)}" for user in users if (found := claims(cursor, user))}
             if taken:
-                module.fail_json(msg=already_taken("database", taken), changes=[])
+                module.fail_json(changes=[], **already_taken("database", taken))
         for user in users:
             try:
                 before[user["name"]], after[user["name"]] = ensure_user(module, cursor, user, present, changes)

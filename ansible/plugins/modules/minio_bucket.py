@@ -114,6 +114,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+taken:
+  description: With O(new_only), the names of the buckets something already holds (the module fails, naming each).
+  returned: when O(new_only) finds any
+  type: list
+  elements: str
 bucket:
   description: The bucket's state after the module ran.
   returned: with O(name)
@@ -246,11 +251,11 @@ def main():
     client, admin = minio_connect(module)
     if params["state"] == "present" and params["new_only"]:
         try:
-            taken = [f"bucket {spec['name']}" for spec in buckets if client.bucket_exists(spec["name"])]
+            taken = {spec["name"]: f"bucket {spec['name']}" for spec in buckets if client.bucket_exists(spec["name"])}
         except Exception as error:  # pylint: disable=broad-except
             module.fail_json(msg=f"cannot read the buckets: {error_message(error)}")
         if taken:
-            module.fail_json(msg=already_taken("object store", taken))
+            module.fail_json(**already_taken("object store", taken))
     changed, results, diff = False, {}, dict(before={}, after={})
     for spec in buckets:
         name = spec["name"]

@@ -33,7 +33,7 @@ options:
     default: 0
 attributes:
   check_mode:
-    description: With V(download), lists what it would copy and checks it fits (C(bytes_needed)); writes nothing.
+    description: With V(download), lists what it would copy and link and checks it fits (C(bytes_needed)); writes nothing.
     support: partial
   diff_mode:
     description: Returns no diff.
@@ -58,15 +58,15 @@ EXAMPLES = r"""
 RETURN = r"""
 buckets:
   description: The buckets copied, each with its number of objects and bytes.
-  returned: always
+  returned: when not in check mode
   type: dict
 copied:
-  description: Objects transferred by this run.
-  returned: always
+  description: Objects transferred by this run (in check mode with V(download), those it would copy).
+  returned: when not in check mode with V(upload)
   type: int
 linked:
-  description: Objects hard-linked from O(previous) (V(download) only).
-  returned: always
+  description: Objects hard-linked from O(previous) (V(download) only; in check mode, those it would link).
+  returned: when not in check mode with V(upload)
   type: int
 bytes_needed:
   description: The bytes the download needs on the disk of O(path) (the objects to copy and O(reserve)).
@@ -189,7 +189,8 @@ def main():
             buckets, objects = plan(client, params["previous"])
             need = check_space(params["path"], objects, params["reserve"])
             if module.check_mode:
-                module.exit_json(changed=True, bytes_needed=need)
+                linked = sum(1 for *_rest, was in objects if was)
+                module.exit_json(changed=True, bytes_needed=need, copied=len(objects) - linked, linked=linked)
             index, copied, linked = download(client, params["path"], params["previous"], buckets, objects)
         elif module.check_mode:
             module.exit_json(changed=True)

@@ -109,6 +109,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+taken:
+  description: With O(new_only), the names of the access keys something already holds (the module fails, naming each).
+  returned: when O(new_only) finds any
+  type: list
+  elements: str
 user:
   description: The user's state after the module ran (the secret key is never returned).
   returned: with O(access_key)
@@ -247,11 +252,11 @@ def main():
     _client, admin = minio_connect(module)
     if params["state"] == "present" and params["new_only"]:
         try:
-            taken = [found for spec in users if (found := claim(admin, spec["access_key"]))]
+            taken = {spec["access_key"]: found for spec in users if (found := claim(admin, spec["access_key"]))}
         except Exception as error:  # pylint: disable=broad-except
             module.fail_json(msg=f"cannot read the users: {error_message(error)}")
         if taken:
-            module.fail_json(msg=already_taken("object store", taken))
+            module.fail_json(**already_taken("object store", taken))
     changed, results, secrets, diff = False, {}, [], dict(before={}, after={})
     for spec in users:
         name = spec["access_key"]

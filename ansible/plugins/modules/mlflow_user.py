@@ -108,6 +108,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+taken:
+  description: With O(new_only), the names of the users something already holds (the module fails, naming each).
+  returned: when O(new_only) finds any
+  type: list
+  elements: str
 user:
   description: The user's state after the module ran (never the password).
   returned: with O(username)
@@ -313,11 +318,11 @@ def main():
     if present and params["new_only"]:
         try:
             found = claims(api, listed, [user["username"] for user in users])
-            taken = [f"{name}: {', '.join(phrases)}" for name, phrases in found.items() if phrases]
+            taken = {name: f"{name}: {', '.join(phrases)}" for name, phrases in found.items() if phrases}
         except Exception as error:  # pylint: disable=broad-except
             module.fail_json(msg=f"cannot search the experiments and models: {one_line(error)}")
         if taken:
-            module.fail_json(msg=already_taken("MLflow", taken))
+            module.fail_json(**already_taken("MLflow", taken))
     for user in users:
         name = user["username"]
         try:

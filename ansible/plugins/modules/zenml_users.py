@@ -126,6 +126,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+taken:
+  description: With O(new_only), the names of the users something already holds (the module fails, naming each).
+  returned: when O(new_only) finds any
+  type: list
+  elements: str
 changes:
   description: What changed, one line each ("alice - created secret alice-s3").
   returned: always
@@ -512,10 +517,10 @@ def run(module, users):
         module.fail_json(msg=f"ZenML: {one_line(error)}")
 
     if params["state"] == "present":
-        claimed = [f"{user['name']}: {', '.join(found)}" for user in users
-                   if (found := conflicts(known, user, params["new_only"]))]
+        claimed = {user["name"]: f"{user['name']}: {', '.join(found)}" for user in users
+                   if (found := conflicts(known, user, params["new_only"]))}
         if claimed:
-            module.fail_json(msg=already_taken("ZenML", claimed), changes=[], api_keys={})
+            module.fail_json(changes=[], api_keys={}, **already_taken("ZenML", claimed))
 
     def work(user):
         """One user's changes, the new API key (or None) and the error (or None)."""
