@@ -384,12 +384,16 @@ def users_show(name, as_json):
 
 @main.command()
 @click.argument("credentials", type=click.Path(exists=True, dir_okay=False))
-def doctor(credentials):
+@click.option("--json", "as_json", is_flag=True, help="One JSON array: each check's name, ok and detail.")
+def doctor(credentials, as_json):
     """Check a user's credentials file and every service it names, one line each, with the fix."""
     from mlops_stack.doctor import diagnose
     checks = diagnose(Path(credentials))
-    for check in checks:
-        click.echo(check.line())
+    if as_json:
+        click.echo(json.dumps([{"name": check.name, "ok": check.ok, "detail": check.detail} for check in checks], indent=2))
+    else:
+        for check in checks:
+            click.echo(check.line())
     failed = [check.name for check in checks if not check.ok]
     if failed:
         raise click.ClickException(f"{len(failed)} check{'s' if len(failed) > 1 else ''} failed: {', '.join(failed)}")

@@ -118,6 +118,12 @@ def test_doctor_passes_a_good_file_and_names_each_broken_thing(users, stack, tmp
         f"MLFLOW_TRACKING_PASSWORD={env['MLFLOW_TRACKING_PASSWORD']}", "MLFLOW_TRACKING_PASSWORD=not-it"))))
     assert wrong.returncode == 1 and wrong.stderr.strip() == "Error: 1 check failed: MLflow sign-in", wrong.stderr
     assert failed(wrong) == {"MLflow sign-in": "refuses MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD: " + NEW_FILE}
+    as_json = mlops("doctor", "--json", str(tmp_path / f"{STUDENT_A}.env"))  # the same file, for a script
+    assert as_json.returncode == 1, as_json.stderr
+    checks = json.loads(as_json.stdout)
+    assert {"name": "ZenML stack", "ok": True, "detail": f"{STUDENT_A}, yours"} in checks
+    assert [(check["name"], check["detail"]) for check in checks if not check["ok"]] == [
+        ("MLflow sign-in", "refuses MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD: " + NEW_FILE)]
 
     host = urlsplit(env["ZENML_STORE_URL"]).hostname
     moved = mlops("doctor", str(handed_out(tmp_path, STUDENT_A, lambda text: text.replace(
