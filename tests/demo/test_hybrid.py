@@ -17,15 +17,15 @@ from mlops_stack.stackenv import user_mlflow as mlflow_as
 from zenml_client import attempts_code, zenml_as
 
 SUFFIX = uuid.uuid4().hex[:6]
-STUDENT, OTHER = f"demo-{SUFFIX}", f"demo-{SUFFIX}-b"
+STUDENT, OTHER, TEACHER = f"demo-{SUFFIX}", f"demo-{SUFFIX}-b", f"demo-{SUFFIX}-t"
 
 
 @pytest.fixture(scope="module")
 def users(stack, tmp_path_factory):
     roster = tmp_path_factory.mktemp("roster") / "demo.csv"
-    roster.write_text(f"username,role\n{STUDENT},developer\n{OTHER},developer\n")
+    roster.write_text(f"username,role\n{STUDENT},developer\n{OTHER},developer\n{TEACHER},teacher\n")
     ansible_playbook("playbooks/manage_users.yml", "--tags", "add", "-e", f"roster={roster}")
-    yield {name: user_env(name) for name in (STUDENT, OTHER)}
+    yield {name: user_env(name) for name in (STUDENT, OTHER, TEACHER)}
     ansible_playbook("playbooks/manage_users.yml", "--tags", "remove", "-e", f"roster={roster}", "-e", "confirm=yes")
 
 
@@ -59,7 +59,8 @@ def on_server(hybrid, users):
                   "step_ids": [str(s.id) for s in run.steps.values()],
                   "pipeline_id": str(run.pipeline.id),
                   "version_ids": [str(a.id) for s in run.steps.values() for outs in s.outputs.values() for a in outs],
-                  "mlflow_run_id": run.steps["train"].run_metadata.get("mlflow_run_id")}}
+                  "mlflow_run_id": run.steps["train"].run_metadata.get("mlflow_run_id"),
+                  "secret_id": str(Client().get_secret("{STUDENT}-object-store").id)}}
     """)
 
 
@@ -112,6 +113,43 @@ result = {{"attempts": attempts, "status": c.get_pipeline_run("{hybrid.zenml_id}
     assert f":pipeline/{on_server['pipeline_id']}'" in message, message  # <project id>:pipeline/<id>
     assert mine["status"] == "completed" and hybrid.zenml_id in mine["runs"]
     assert set(on_server["version_ids"]) <= set(mine["versions"])
+
+
+def test_the_teacher_reads_the_run_and_its_stack_and_neither_changes_them_nor_reads_a_secret(hybrid, on_server,
+                                                                                            users):
+    """A teacher reads every student's work in ZenML as in MLflow: the run, its steps and artifact versions, the
+    stack it ran on (mlops_rbac.py, from the stack's record of roles); never the student's secrets, and nothing of
+    theirs may the teacher change or delete. The other student still reads none of it (the test above)."""
+    env = users[TEACHER]
+    step, version = on_server["step_ids"][0], on_server["version_ids"][-1]
+    theirs = zenml_as(env["ZENML_STORE_URL"], TEACHER, env["ZENML_STORE_PASSWORD"], f"""
+from uuid import UUID
+from zenml.models import StackUpdate
+c = Client()
+store = c.zen_store
+run = store.get_run(UUID("{hybrid.zenml_id}"))
+read = {{"runs": [str(r.id) for r in c.list_pipeline_runs(size=1000).items], "status": run.status.value,
+        "user": run.user.name, "step": store.get_run_step(UUID("{step}")).status.value,
+        "version": str(store.get_artifact_version(UUID("{version}")).id), "stack": store.get_stack(run.stack.id).name}}
+""" + attempts_code({
+        "read the student's secret": f'store.get_secret(UUID("{on_server["secret_id"]}"))',
+        "delete the run": f'store.delete_run(UUID("{hybrid.zenml_id}"))',
+        "delete an artifact version": f'store.delete_artifact_version(UUID("{version}"))',
+        "rename the student's stack": f'store.update_stack(run.stack.id, StackUpdate(name="taken-{SUFFIX}"))',
+    }) + """
+result = {"read": read, "attempts": attempts}
+""")
+    read = theirs["read"]
+    assert hybrid.zenml_id in read["runs"]
+    assert {key: read[key] for key in ("status", "user", "step", "version", "stack")} == {
+        "status": "completed", "user": STUDENT, "step": "completed", "version": version, "stack": STUDENT}
+    attempts = theirs["attempts"]
+    kind, message = attempts.pop("read the student's secret")  # ZenML's own rule for private secrets, first
+    assert kind == "KeyError" and "is private and not owned by the current user" in message, (kind, message)
+    for action, (kind, message) in attempts.items():
+        assert kind == "IllegalOperationError" and "Insufficient permissions" in message, (action, kind, message)
+    assert len(attempts) == 3
+    assert on_server["status"] == "completed"  # the student's run, as the student read it before
 
 
 def test_the_artifacts_are_objects_in_the_students_bucket(on_server, users):

@@ -14,11 +14,19 @@ object it serves once one is named in ZENML_SERVER_RBAC_IMPLEMENTATION_SOURCE; t
 - only an administrator deletes what is shared by name: deleting a pipeline deletes every student's runs
   of it. ZenML would let its owner, without asking: `_keep_admin_checks` makes ZenML ask about those too;
 - anyone may create, except projects and service accounts; pruning, backups, sharing are an
-  administrator's.
+  administrator's;
+- a teacher (and their CI service account) may read every student's work, as in MLflow: runs, steps, artifact
+  and model versions, stacks and components; never their secrets or service connectors, and change nothing
+  of theirs. Roles are the stack's record of its users (MLOPS_USERS_TABLE, which the server's database account
+  may only read).
 Once an RBAC class is set, ZenML also stops checking that only administrators manage users, see other
 users and change the server's settings (its paid edition manages users elsewhere). `_keep_admin_checks`
 puts those checks back when the class is made, at the server's start.
 """
+import os
+import re
+
+from sqlalchemy import text
 from sqlmodel import Session, col, or_, select
 
 from zenml.exceptions import IllegalOperationError
@@ -33,25 +41,36 @@ SHARED = {ResourceType.PIPELINE, ResourceType.ARTIFACT, ResourceType.MODEL, Reso
           ResourceType.PROJECT, ResourceType.FLAVOR, ResourceType.SERVICE_ACCOUNT}
 NOT_CREATED_BY_USERS = {ResourceType.PROJECT, ResourceType.SERVICE_ACCOUNT}
 ADMIN_ACTIONS = {Action.PRUNE, Action.BACKUP_RESTORE, Action.SHARE}
+# What a teacher reads of every student's: their work, not their credentials (secrets, service connectors).
+TEACHER_READS = SHARED | {ResourceType.PIPELINE_RUN, ResourceType.PIPELINE_SNAPSHOT, ResourceType.PIPELINE_BUILD,
+                          ResourceType.ARTIFACT_VERSION, ResourceType.MODEL_VERSION, ResourceType.RUN_METADATA,
+                          ResourceType.RUN_TEMPLATE, ResourceType.SCHEDULE, ResourceType.STACK,
+                          ResourceType.STACK_COMPONENT, ResourceType.CODE_REPOSITORY, ResourceType.DEPLOYMENT,
+                          ResourceType.SERVICE}
 CI_SUFFIX = "-ci"
 NOBODY = object()  # the owner of a kind of object that has no owner column
 
 
 class OwnerRBAC(RBACInterface):
     def __init__(self):
+        self.users_table = os.environ.get("MLOPS_USERS_TABLE", "")
+        if self.users_table and not re.fullmatch(r"\w+\.\w+", self.users_table):
+            raise ValueError(f"MLOPS_USERS_TABLE must name a table as schema.table: {self.users_table!r}")
         _keep_admin_checks()
 
     def check_permissions(self, user, resources, action):
         if user.is_admin:
             return {resource: True for resource in resources}
         group = _group(user)
+        reads_all = action == Action.READ and self.teacher(user)
         owners = _owners({resource for resource in resources if resource.id is not None})
-        return {resource: _allowed(resource, action, group, owners.get(resource.id, NOBODY))
-                for resource in resources}
+        return {resource: (reads_all and ResourceType(resource.type) in TEACHER_READS)
+                or _allowed(resource, action, group, owners.get(resource.id, NOBODY)) for resource in resources}
 
     def list_allowed_resource_ids(self, user, resource, action):
         kind = ResourceType(resource.type)
-        if user.is_admin or (action == Action.READ and kind in SHARED):
+        if user.is_admin or (action == Action.READ and (
+                kind in SHARED or (kind in TEACHER_READS and self.teacher(user)))):
             return True, []
         schema = _schema(kind)
         if schema is None or action != Action.READ:
@@ -66,6 +85,16 @@ class OwnerRBAC(RBACInterface):
 
     def delete_resources(self, resources):
         """Nothing to do: no membership is kept, the owner is the object's own user column."""
+
+    def teacher(self, user):
+        """Whether the stack records the user, or the person of a `<user>-ci` service account, as a teacher."""
+        person = user.name.removesuffix(CI_SUFFIX) if user.is_service_account else user.name
+        if not self.users_table or (person == user.name and user.is_service_account):
+            return False
+        with Session(server_utils.zen_store().engine) as session:
+            role = session.execute(text(f"SELECT role FROM {self.users_table} WHERE username = :name"),
+                                   {"name": person}).scalar()
+        return role == "teacher"
 
 
 def _allowed(resource, action, group, owner):
