@@ -367,6 +367,8 @@ def test_zenml_public_secret_cannot_shadow_the_users_private_one(users, monkeypa
     ({"username": STUDENT_A}, "Already exist"),
     ({"username": "carol", "database_max_connections": 70}, "database connections (stack_users_db_max_connections 5 "
                                                             "each), more than the 3 the services leave"),
+    ({"username": "carol", "stack_users_group_size": 0}, "stack_users_group_size must be a whole number of 1 or more "
+                                                         "(is 0). Nothing was changed."),
 ])
 def test_bad_input_is_refused_and_changes_nothing(stack, users, extra, message):
     before = user_rows(stack)
