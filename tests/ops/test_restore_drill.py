@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -222,6 +223,8 @@ def test_a_restore_dry_run_checks_the_backup_and_changes_nothing(backups, studen
                       "--check", check=False)
     assert refused.returncode != 0 and "does not open the backup's credentials" in " ".join(refused.stdout.split())
     assert sorted(path.name for path in (REPO / "credentials").iterdir()) == before
+    # The credentials it decrypted to check the passphrase are gone with their private folder.
+    assert not list(Path(tempfile.gettempdir()).glob("mlops-restore-*"))
     still_there(students, work, monkeypatch)
 
 
