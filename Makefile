@@ -39,7 +39,7 @@ $(TOOLS)/.installed: Makefile
 	touch $@
 
 up: venv
-	$(BIN)/ansible-playbook playbooks/run_server.yml
+	$(BIN)/ansible-playbook playbooks/run_server.yml $(ARGS)
 
 down: venv
 	$(BIN)/ansible-playbook playbooks/teardown.yml

@@ -82,6 +82,51 @@ def test_containers_are_hardened(stack):
         assert users and "0" not in users, f"{name} runs processes as root: {users}"
 
 
+def root_secrets(stack) -> dict:
+    """The root credentials the play generated (credentials/ less users' files, the CA and the registry)."""
+    return {path.name: path.read_text().strip() for path in stack.credentials.iterdir()
+            if path.is_file() and path.suffix not in (".env", ".crt", ".json") and path.name != ".gitkeep"}
+
+
+def test_the_containers_configuration_holds_no_secret(stack):
+    """Secrets reach the services as files mounted read-only at /run/secrets (mode 0400, owned by the user the
+    container starts as), so `docker inspect` shows none of them; the other tests show the services use them."""
+    secrets = root_secrets(stack)
+    assert {"database_root_password", "object_store_root_password", "mlflow_server_db_password",
+            "zenml_server_encryption_key"} <= set(secrets)
+    for service in stack.services.values():
+        if "limits" not in service:
+            continue
+        inspect = subprocess.run(["docker", "inspect", service["container"]], capture_output=True, text=True,
+                                 check=True).stdout
+        shown = sorted(name for name, secret in secrets.items() if secret in inspect)
+        assert not shown, f"docker inspect {service['container']} shows {shown}"
+        if "uid" not in service:
+            continue
+        files = subprocess.run(["docker", "exec", service["container"], "sh", "-c", "stat -c '%a %u %n' /run/secrets/*"],
+                               capture_output=True, text=True, check=True).stdout.splitlines()
+        assert files and all(line.split()[:2] == ["400", str(service["uid"])] for line in files), (service["container"], files)
+        mounts = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .Mounts}}", service["container"]],
+                                           capture_output=True, text=True, check=True).stdout)
+        assert [m["RW"] for m in mounts if m["Destination"] == "/run/secrets"] == [False], service["container"]
+
+
+def test_with_secret_files_reads_run_secrets_only(stack, tmp_path):
+    """The images' entry point wrapper sets NAME from the file NAME_FILE names in /run/secrets, drops NAME_FILE,
+    leaves other *_FILE variables (SSL_CERT_FILE) alone, and stops with one line on a file it cannot read."""
+    (tmp_path / "token").write_text("s3cret\n")
+    image = stack.settings["stack_base_image"]
+    run = ["docker", "run", "--rm", "-v", f"{tmp_path}:/run/secrets:ro", "--entrypoint", "with-secret-files"]
+    shown = subprocess.run([*run, "-e", "TOKEN_FILE=/run/secrets/token", image, "sh", "-c",
+                            'echo "$TOKEN|${TOKEN_FILE-unset}|$SSL_CERT_FILE"'],
+                           capture_output=True, text=True, check=True).stdout
+    assert shown == "s3cret|unset|/etc/ssl/certs/ca-certificates.crt\n"
+    missing = subprocess.run([*run, "-e", "TOKEN_FILE=/run/secrets/gone", image, "true"], capture_output=True,
+                             text=True)
+    assert missing.returncode == 1
+    assert missing.stderr.splitlines()[-1] == "with-secret-files: cannot read TOKEN_FILE (/run/secrets/gone)"
+
+
 def test_credentials_are_private(stack):
     files = [p for p in stack.credentials.iterdir() if p.is_file() and p.name != ".gitkeep"]
     assert len(files) >= 8

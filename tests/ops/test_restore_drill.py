@@ -230,13 +230,15 @@ def test_a_restore_dry_run_checks_the_backup_and_changes_nothing(backups, studen
 
 @pytest.fixture(scope="module")
 def purged(backups, students, work, stack):
-    """`make purge`, with backups scheduled (once a year): whether the cron entry was there before and after."""
+    """`make purge`, with backups scheduled (once a year): whether the cron entry and the services' secret files
+    were there before and after."""
     entry = Path("/etc/cron.d") / f"{stack.settings['stack_name']}-backup"
+    secrets = Path(stack.settings["stack_secrets_dir"])
     ansible_playbook("playbooks/run_server.yml", "--tags", "backup_schedule",
                      "-e", json.dumps({"backup_schedule": "0 3 1 1 *"}))
-    before = entry.is_file()
+    before = entry.is_file(), secrets.is_dir()
     ansible_playbook("playbooks/teardown.yml", "-e", "teardown_remove_data=true")
-    return before, entry.is_file()
+    return before, (entry.is_file(), secrets.exists())
 
 
 @pytest.fixture(scope="module")
@@ -247,9 +249,11 @@ def restored(purged, backups, passphrase):
     return done
 
 
-def test_purge_removes_the_scheduled_backups(purged, restored):
-    """Backups of a purged stack would fail every time (make up, or a restore, installs the schedule again)."""
-    assert purged == (True, False)
+def test_purge_removes_the_scheduled_backups_and_the_secret_files(purged, restored, stack):
+    """Backups of a purged stack would fail every time (make up, or a restore, installs the schedule again), and
+    its services' secret files would outlive their data (the restore writes them again)."""
+    assert purged == ((True, True), (False, False))
+    assert any(Path(stack.settings["stack_secrets_dir"], "database").iterdir())
 
 
 def test_the_students_find_their_mlflow_runs_artifacts_and_models(restored, students, work, monkeypatch, tmp_path):

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Initialise an empty data directory with the root password from the environment, then run mariadbd (with the
-# container's arguments, e.g. --max-connections).
+# Initialise an empty data directory with the root password from the environment (MARIADB_ROOT_PASSWORD, which
+# the image's with-secret-files reads from MARIADB_ROOT_PASSWORD_FILE), then run mariadbd (with the container's
+# arguments, e.g. --max-connections) without it in its environment.
 set -eu
 datadir=/var/lib/mysql
 password="${MARIADB_ROOT_PASSWORD:-${MYSQL_ROOT_PASSWORD:-}}"
@@ -24,4 +25,5 @@ SQL
   wait "$pid" || true
   echo "entrypoint: initialised $datadir"
 fi
+unset MARIADB_ROOT_PASSWORD MYSQL_ROOT_PASSWORD password
 exec mariadbd --user=mysql --datadir="$datadir" "$@"

@@ -2,7 +2,8 @@
 
 Prepares the auth database, writes the basic-auth configuration, then replaces itself with
 `mlflow server --app-name mlops-auth` (basic-auth with the stack's rules, plugin/mlops_mlflow_auth.py).
-Everything comes from the container's environment:
+Everything comes from the container's environment (in the image, with-secret-files first sets each secret from the
+file its *_FILE variable names, so the container's configuration holds none):
 
   MLFLOW_DB_HOST, MLFLOW_DB_PASSWORD              required: the MySQL/MariaDB server and the
   MLFLOW_DB_PORT (3306), MLFLOW_DB_USER (mlflow)  account that owns both schemas below
