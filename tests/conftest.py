@@ -103,6 +103,9 @@ def stack_run():
     return (_started[0] if _started else BRING_UP.submit(bring_up)).result()
 
 
+SESSION_ENV = dict(os.environ)
+
+
 @pytest.fixture(scope="session")
 def stack(request):
     """The running stack; brought up by run_server.yml unless STACK_REUSE=1 (development only)."""
@@ -119,5 +122,7 @@ def demo_venv():
     """.venv-demo, the student's environment of the demo (helpers in demorun.py), made or brought up to date with
     `make demo-venv` (a no-op when it is)."""
     from demorun import DEMO_PYTHON
-    subprocess.run(["make", "--silent", "demo-venv"], cwd=REPO, check=True, timeout=1800)
+    # In the environment as the session found it: the stack fixture's CA settings would make pip verify the package
+    # index against the stack's CA (a demo_venv first asked for after the stack fixture, as in the restore drill alone).
+    subprocess.run(["make", "--silent", "demo-venv"], cwd=REPO, check=True, timeout=1800, env=SESSION_ENV)
     return DEMO_PYTHON
