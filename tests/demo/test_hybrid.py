@@ -319,6 +319,21 @@ def test_the_zenml_dashboard_shows_the_students_artifacts_to_them_only(on_server
     assert max(len(value) for value in shown) >= 8, shown  # something to leak was there
 
 
+def test_the_student_downloads_their_artifact_from_the_dashboard(on_server, users):
+    """The dashboard's download: a token for the owner (its checks are ZenML's and the stack's rules), then the
+    token-only data endpoint. Upstream, that endpoint resolves the artifact store's secrets without a user and fails
+    (zenml-io/zenml#4475, open): it is expected to fail with that error only, and passes once ZenML fixes it."""
+    env = users[STUDENT]
+    version_id = on_server["shown"][0]
+    token = zenml_api(env, STUDENT).get(f"{env['ZENML_STORE_URL']}/api/v1/artifact_versions/{version_id}/download-token")
+    assert token.status_code == 200, token.text[:500]
+    data = requests.get(f"{env['ZENML_STORE_URL']}/api/v1/artifact_versions/{version_id}/data",
+                        params={"token": token.json()}, timeout=60)
+    if data.status_code != 200 and "No active user found" in data.text:
+        pytest.xfail("zenml-io/zenml#4475: the download endpoint has no user to resolve the store's secrets with")
+    assert data.status_code == 200 and data.content[:2] == b"\x1f\x8b", data.text[:500]
+
+
 def forge_artifact(env, name, uri):
     """An artifact version the student records in their own artifact store, whose visualization is `uri`."""
     return zenml_as(env["ZENML_STORE_URL"], name, env["ZENML_STORE_PASSWORD"], f"""
