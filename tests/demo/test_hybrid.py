@@ -1,6 +1,7 @@
 """Hybrid scenario: a student runs the pipeline on their own machine with demo/stacks/hybrid.sh and
 their credentials file; the run lands on the central ZenML server under their name and stack, its
 artifacts in their bucket, its MLflow run and model on the central MLflow, readable by them only."""
+import re
 import shutil
 import uuid
 
@@ -73,10 +74,8 @@ def test_the_run_is_on_the_server_as_the_student_on_their_stack(hybrid, on_serve
 
 def test_another_student_can_neither_see_nor_touch_the_run(hybrid, on_server, users):
     """ZenML's open-source server checks no owner: the stack's RBAC class (mlops_rbac.py) refuses the other
-    student the run and its steps, and deleting its artifact versions or its pipeline; the student still has
-    them all.
-    ZenML checks reading an artifact version against its artifact, which students share by name: the
-    other student still lists the versions' records (their data stays in the student's bucket)."""
+    student the run and its steps, reading or deleting its artifact versions, and deleting its pipeline; the
+    student still has them all."""
     env = users[OTHER]
     step, version = on_server["step_ids"][0], on_server["version_ids"][-1]
     theirs = zenml_as(env["ZENML_STORE_URL"], OTHER, env["ZENML_STORE_PASSWORD"], """
@@ -84,19 +83,22 @@ from uuid import UUID
 c = Client()
 store = c.zen_store
 runs = [str(r.id) for r in c.list_pipeline_runs(size=1000).items]
+versions = [str(v.id) for v in c.list_artifact_versions(size=1000).items]
 """ + attempts_code({
         "read the run": f'store.get_run(UUID("{hybrid.zenml_id}"))',
         "read a step": f'store.get_run_step(UUID("{step}"))',
+        "read an artifact version": f'store.get_artifact_version(UUID("{version}"))',
         "delete the run": f'store.delete_run(UUID("{hybrid.zenml_id}"))',
         "delete an artifact version": f'store.delete_artifact_version(UUID("{version}"))',
         "delete the pipeline": f'store.delete_pipeline(UUID("{on_server["pipeline_id"]}"))',
     }) + """
-result = {"runs": runs, "attempts": attempts}
+result = {"runs": runs, "versions": versions, "attempts": attempts}
 """)
     assert hybrid.zenml_id not in theirs["runs"]
+    assert not set(on_server["version_ids"]) & set(theirs["versions"])
     for action, (kind, message) in theirs["attempts"].items():
         assert kind == "IllegalOperationError" and "Insufficient permissions" in message, (action, kind, message)
-    assert len(theirs["attempts"]) == 5
+    assert len(theirs["attempts"]) == 6
     # Students share a pipeline by its name, and deleting it deletes every student's runs of it: no student
     # may, not even the one who created it first (only an administrator).
     env = users[STUDENT]
@@ -307,15 +309,16 @@ def test_the_zenml_dashboard_shows_the_students_artifacts_to_them_only(on_server
         mine = visualize(users[STUDENT], STUDENT, version_id)
         assert mine.status_code == 200 and mine.json()["value"], mine.text[:500]
         shown.append(mine.json()["value"])
-        # The other student may not read the student's artifact store (mlops_rbac.py), which ZenML checks first.
+        # The other student may read neither the version nor the student's artifact store (mlops_rbac.py): ZenML
+        # checks both at once and names whichever it found first.
         theirs = visualize(users[OTHER], OTHER, version_id)
-        assert theirs.status_code == 403 and "Insufficient permissions to READ resource 'stack_component/" in theirs.text, \
-            theirs.text[:500]
+        denied = re.compile(r"Insufficient permissions to READ resource "
+                            rf"'(?:[0-9a-f-]+:artifact_version/{version_id}|stack_component/[0-9a-f-]+)'")
+        assert theirs.status_code == 403 and denied.search(theirs.text), theirs.text[:500]
         assert len(shown[-1]) < 8 or shown[-1] not in theirs.text
         token = zenml_api(users[OTHER], OTHER).get(
             f"{users[OTHER]['ZENML_STORE_URL']}/api/v1/artifact_versions/{version_id}/download-token")
-        assert token.status_code == 403 and "Insufficient permissions to READ resource 'stack_component/" in token.text, \
-            token.text[:500]
+        assert token.status_code == 403 and denied.search(token.text), token.text[:500]
     assert max(len(value) for value in shown) >= 8, shown  # something to leak was there
 
 

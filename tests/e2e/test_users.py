@@ -6,6 +6,7 @@ import uuid
 
 import pymysql
 import pytest
+import requests
 from botocore.exceptions import ClientError
 from mlflow.exceptions import MlflowException
 
@@ -297,6 +298,69 @@ result = {"me": c.active_user.name, "stacks": stacks, "users": users, "attempts"
     # A's stack is whole and unchanged.
     again = zenml_with_key(a, own_stack_code(STUDENT_A), monkeypatch)
     assert (again["stack"], again["tracker"], again["tracking_uri"]) == (stack, tracker, uri)
+
+
+def zenml_rest(env, name):
+    """A requests session signed in to the ZenML server's REST API as the user of env (a plain HTTP client)."""
+    session = requests.Session()
+    login = session.post(f"{env['ZENML_STORE_URL']}/api/v1/login",
+                         data={"username": name, "password": env["ZENML_STORE_PASSWORD"]})
+    login.raise_for_status()
+    session.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+    return session
+
+
+def test_zenml_versions_are_their_owners(users):
+    """Students share artifacts and models by name, and each keeps their versions: ZenML checks reading and
+    listing versions against their artifact or model, and lists the links of model versions unchecked, and so let
+    any student read a classmate's version records (where the data lies, its metadata). The stack's RBAC class
+    checks the version itself (mlops_rbac.py). Tried with plain HTTP as the other student; the owner and the
+    teacher still read and list them, and everyone the shared artifact and model."""
+    a, tag = users[STUDENT_A], uuid.uuid4().hex[:6]
+    made = zenml_as(a["ZENML_STORE_URL"], STUDENT_A, a["ZENML_STORE_PASSWORD"], f"""
+        from zenml.config.source import Source
+        from zenml.enums import ArtifactType
+        from zenml.models import ArtifactVersionRequest, ModelVersionArtifactRequest
+        c = Client()
+        store = c.get_stack_component("artifact_store", "{STUDENT_A}-artifacts")
+        version = c.zen_store.create_artifact_version(ArtifactVersionRequest(
+            artifact_name="grades-{tag}", type=ArtifactType.DATA, uri="s3://{STUDENT_A}/grades-{tag}",
+            materializer=Source.from_import_path("zenml.materializers.built_in_materializer.BuiltInMaterializer"),
+            data_type=Source.from_import_path("builtins.dict"), project=c.active_project.id,
+            artifact_store_id=store.id, save_type="manual"))
+        model = c.create_model(name="classifier-{tag}")
+        model_version = c.create_model_version(model.id, name="exam-{tag}")
+        c.zen_store.create_model_version_artifact_link(ModelVersionArtifactRequest(
+            model_version=model_version.id, artifact_version=version.id))
+        result = {{"artifact_version": str(version.id), "artifact": str(version.artifact.id),
+                   "model_version": str(model_version.id), "model": str(model.id)}}
+    """)
+    paths = {kind: f"/api/v1/{kind}s/{made[kind]}" for kind in made}
+    readers = {name: zenml_rest(users[name], name) for name in (STUDENT_A, STUDENT_B, TEACHER)}
+    url = a["ZENML_STORE_URL"]
+    answers = {name: {kind: session.get(url + path) for kind, path in paths.items()}
+               for name, session in readers.items()}
+    for name in (STUDENT_A, TEACHER):
+        assert {kind: answer.status_code for kind, answer in answers[name].items()} == dict.fromkeys(paths, 200), name
+        assert answers[name]["artifact_version"].json()["body"]["uri"] == f"s3://{STUDENT_A}/grades-{tag}"
+    other = answers[STUDENT_B]
+    assert other["artifact"].status_code == 200 and other["model"].status_code == 200  # shared by name
+    for kind in ("artifact_version", "model_version"):
+        assert other[kind].status_code == 403, (kind, other[kind].text[:300])
+        assert "Insufficient permissions to READ resource" in other[kind].text, other[kind].text[:300]
+        assert f":{kind}/{made[kind]}'" in other[kind].text, other[kind].text[:300]  # <project id>:<kind>/<id>
+        assert f"grades-{tag}" not in other[kind].text and f"exam-{tag}" not in other[kind].text
+    # Listing the shared artifact's and model's versions, and the model version's links, shows the other student
+    # none of them, and the owner and the teacher each.
+    lists = {"artifact_version": ("/api/v1/artifact_versions", {"artifact_id": made["artifact"]}),
+             "model_version": ("/api/v1/model_versions", {"model": made["model"]}),
+             "artifact link": ("/api/v1/model_version_artifacts", {"model_version_id": made["model_version"]})}
+    listed = {name: {kind: session.get(url + path, params={**query, "size": 100}) for kind, (path, query) in lists.items()}
+              for name, session in readers.items()}
+    for name, answers in listed.items():
+        found = {kind: (answer.status_code, len(answer.json()["items"]) if answer.ok else answer.text[:300])
+                 for kind, answer in answers.items()}
+        assert found == dict.fromkeys(lists, (200, 0 if name == STUDENT_B else 1)), (name, found)
 
 
 def test_zenml_users_reads_a_roster_longer_than_one_request(users, stack):

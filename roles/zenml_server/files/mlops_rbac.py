@@ -10,7 +10,9 @@ object it serves once one is named in ZENML_SERVER_RBAC_IMPLEMENTATION_SOURCE; t
   objects are the user's too, and the other way round;
 - anyone may read what ZenML shares by name within a project (pipelines, artifacts, models, tags, the
   project, flavors: a student's run of the demo reuses the pipeline a classmate created) and the list of
-  service accounts; the versions, runs and everything else are their owner's alone;
+  service accounts; the versions, runs and everything else are their owner's alone. ZenML checks reading
+  an artifact or model version, and lists them, by its artifact or model, which is shared, and lists the links
+  of model versions to artifacts and runs unchecked: `_keep_version_checks` makes it check the version itself;
 - only an administrator deletes what is shared by name: deleting a pipeline deletes every student's runs
   of it. ZenML would let its owner, without asking: `_keep_admin_checks` makes ZenML ask about those too;
 - anyone may create, except projects and service accounts; pruning, backups, sharing are an
@@ -27,14 +29,17 @@ import os
 import re
 
 from sqlalchemy import text
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, and_, col, or_, select
 
 from zenml.exceptions import IllegalOperationError
+from zenml.models import (ArtifactVersionFilter, ArtifactVersionResponse, ModelVersionArtifactFilter,
+                          ModelVersionFilter, ModelVersionPipelineRunFilter, ModelVersionResponse)
 from zenml.zen_server import utils as server_utils
 from zenml.zen_server.rbac import utils as rbac_utils
 from zenml.zen_server.rbac.models import Action, ResourceType
 from zenml.zen_server.rbac.rbac_interface import RBACInterface
-from zenml.zen_server.routers import secrets_endpoints, server_endpoints, service_accounts_endpoints, users_endpoints
+from zenml.zen_server.routers import (model_versions_endpoints, secrets_endpoints, server_endpoints,
+                                     service_accounts_endpoints, users_endpoints)
 from zenml.zen_stores.schemas import BaseSchema, UserSchema
 
 SHARED = {ResourceType.PIPELINE, ResourceType.ARTIFACT, ResourceType.MODEL, ResourceType.TAG,
@@ -57,6 +62,7 @@ class OwnerRBAC(RBACInterface):
         if self.users_table and not re.fullmatch(r"\w+\.\w+", self.users_table):
             raise ValueError(f"MLOPS_USERS_TABLE must name a table as schema.table: {self.users_table!r}")
         _keep_admin_checks()
+        _keep_version_checks()
 
     def check_permissions(self, user, resources, action):
         if user.is_admin:
@@ -68,7 +74,11 @@ class OwnerRBAC(RBACInterface):
                 or _allowed(resource, action, group, owners.get(resource.id, NOBODY)) for resource in resources}
 
     def list_allowed_resource_ids(self, user, resource, action):
-        kind = ResourceType(resource.type)
+        every, ids = self.allowed_ids(user, ResourceType(resource.type), action)
+        return every, [str(id_) for id_ in ids]
+
+    def allowed_ids(self, user, kind, action):
+        """(whether the user may act on every object of the kind, else the ids of those they may)"""
         if user.is_admin or (action == Action.READ and (
                 kind in SHARED or (kind in TEACHER_READS and self.teacher(user)))):
             return True, []
@@ -78,7 +88,7 @@ class OwnerRBAC(RBACInterface):
         with Session(server_utils.zen_store().engine) as session:
             ids = session.exec(select(schema.id).where(or_(col(schema.user_id).in_(_group(user)),
                                                            col(schema.user_id).is_(None)))).all()
-        return False, [str(id_) for id_ in ids]
+        return False, ids
 
     def update_resource_membership(self, sharing_user, resource, actions, user_id=None, team_id=None):
         raise IllegalOperationError("This server does not share objects between users.")
@@ -176,3 +186,62 @@ def _keep_admin_checks():
         module.verify_admin_status_if_no_rbac = _admin_only
     for module in (users_endpoints, server_endpoints):
         module.server_config = _without_rbac
+
+
+_zenml_surrogate = rbac_utils.get_surrogate_permission_model_for_model
+_zenml_dehydrate = model_versions_endpoints.dehydrate_response_model
+# The lists of versions (ZenML limits them to the versions of the artifacts and models one may read): their kind,
+# ZenML's configure_rbac. The lists of links to model versions (ZenML does not limit them): ZenML's
+# generate_rbac_filter. Kept at import, so that each server start wraps ZenML's own.
+VERSION_LISTS = {filter_class: (kind, filter_class.configure_rbac) for filter_class, kind in
+                 ((ArtifactVersionFilter, ResourceType.ARTIFACT_VERSION), (ModelVersionFilter, ResourceType.MODEL_VERSION))}
+MODEL_VERSION_LINKS = {filter_class: filter_class.generate_rbac_filter
+                       for filter_class in (ModelVersionArtifactFilter, ModelVersionPipelineRunFilter)}
+
+
+def _version_itself(model, action):
+    """ZenML's get_surrogate_permission_model_for_model, but a version stands for itself, not for its artifact
+    or model."""
+    if isinstance(model, (ArtifactVersionResponse, ModelVersionResponse)):
+        return model
+    return _zenml_surrogate(model, action)
+
+
+def _model_version_checked(model, permissions=None):
+    """The model versions endpoints' dehydrate_response_model, after checking that the user may read the version:
+    reading one by id checks only its model."""
+    if isinstance(model, ModelVersionResponse):
+        rbac_utils.verify_permission_for_model(model, action=Action.READ)
+    return _zenml_dehydrate(model, permissions)
+
+
+def _readable_versions(kind, zenml_configure):
+    """A version filter's configure_rbac, limited to the versions the user may read instead of those of the
+    artifacts or models the user may read."""
+    def configure_rbac(self, authenticated_user_id, **_parents):
+        versions = rbac_utils.get_allowed_resource_ids(resource_type=kind, project_id=self.project)
+        zenml_configure(self, authenticated_user_id, id=versions)
+    return configure_rbac
+
+
+def _links_of_readable_versions(zenml_filter):
+    """A model version link filter's generate_rbac_filter, limited to the links of model versions the user may
+    read (the endpoints listing them ask no one)."""
+    def generate_rbac_filter(self, table):
+        rows = zenml_filter(self, table)
+        every, versions = server_utils.rbac().allowed_ids(server_utils.get_auth_context().user,
+                                                         ResourceType.MODEL_VERSION, Action.READ)
+        if every:
+            return rows
+        readable = col(table.model_version_id).in_(versions)
+        return readable if rows is None else and_(rows, readable)
+    return generate_rbac_filter
+
+
+def _keep_version_checks():
+    rbac_utils.get_surrogate_permission_model_for_model = _version_itself
+    model_versions_endpoints.dehydrate_response_model = _model_version_checked
+    for filter_class, (kind, zenml_configure) in VERSION_LISTS.items():
+        filter_class.configure_rbac = _readable_versions(kind, zenml_configure)
+    for filter_class, zenml_filter in MODEL_VERSION_LINKS.items():
+        filter_class.generate_rbac_filter = _links_of_readable_versions(zenml_filter)
