@@ -57,6 +57,9 @@ def test_a_good_university_certificate_passes_preflight(stack, tmp_path):
     ("key of another certificate", "is not the key of"),
     ("certificate of another host", "does not name mlops.example.org (stack_public_host)"),
     ("acme without a DNS name", "stack.yml: proxy_tls acme needs stack_public_host to be the server's public DNS name"),
+    ("database published with acme",
+     "stack.yml: database_publish needs proxy_tls internal or files: MariaDB cannot renew an ACME certificate"),
+    ("database published, maybe", "argument 'database_publish' is of type str and we were unable to convert to bool"),
 ])
 def test_a_certificate_mistake_stops_the_play_in_preflight(stack, tmp_path, mistake, message):
     cert, key, ca = write_pair(tmp_path, "mlops.example.org")
@@ -68,6 +71,9 @@ def test_a_certificate_mistake_stops_the_play_in_preflight(stack, tmp_path, mist
         "key of another certificate": files_mode(cert, other_key, ca),
         "certificate of another host": files_mode(wrong_host, wrong_host_key, ca),
         "acme without a DNS name": ["-e", "proxy_tls=acme proxy_acme_email=admin@example.org stack_public_host=192.0.2.10"],
+        "database published with acme": ["-e", "proxy_tls=acme proxy_acme_email=admin@example.org "
+                                               "stack_public_host=mlops.example.org database_publish=true"],
+        "database published, maybe": ["-e", "database_publish=maybe"],
     }[mistake]
     before = subprocess.run(["docker", "inspect", "--format", "{{.Id}}", stack.container("proxy")],
                             capture_output=True, text=True, check=True).stdout

@@ -1,5 +1,6 @@
 """Filters over the stack's registry (roles/stack/defaults/main/services.yml) and its settings."""
 import difflib
+import ipaddress
 
 from ansible.errors import AnsibleFilterError
 
@@ -14,6 +15,16 @@ def stack_service_ports(services):
     """Every public port of the registry: [{'service', 'container', 'port'}, ...]."""
     return [{"service": name, "container": service["container"], "port": port["public"]}
             for name, service in services.items() for port in service.get("ports", []) if "public" in port]
+
+
+def stack_database_host(subnets):
+    """The host part of a database account that the stack network may log in from: its IPv4 subnet as MariaDB and
+    MySQL write it, address/netmask ('172.18.0.0/16' -> '172.18.0.0/255.255.0.0')."""
+    networks = [ipaddress.ip_network(subnet) for subnet in subnets]
+    ipv4 = [network for network in networks if network.version == 4]
+    if not ipv4:
+        raise AnsibleFilterError(f"the stack network has no IPv4 subnet (has {', '.join(subnets) or 'none'})")
+    return ipv4[0].with_netmask
 
 
 def _public_ports(services):
@@ -86,6 +97,6 @@ def stack_status(services, df_text, memory_text, backups, schemas, settings):
 
 class FilterModule:
     def filters(self):
-        return {"stack_proxy_ports": stack_proxy_ports, "stack_service_ports": stack_service_ports, "stack_unknown_settings": stack_unknown_settings,
+        return {"stack_proxy_ports": stack_proxy_ports, "stack_database_host": stack_database_host, "stack_service_ports": stack_service_ports, "stack_unknown_settings": stack_unknown_settings,
                 "stack_setting_keys": stack_setting_keys, "stack_backup_folders": stack_backup_folders,
                 "stack_status": stack_status}

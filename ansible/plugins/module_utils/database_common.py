@@ -20,8 +20,9 @@ def database_argument_spec(**options):
         **options)
 
 
-def database_connect(module, user=None, password=None):
-    """An autocommit connection with the connection options, or as another account if given."""
+def database_connect(module, user=None, password=None, ca_cert=None):
+    """An autocommit connection with the connection options, or as another account if given; over TLS verified
+    with ca_cert if given (not the host name: modules may reach the server at an internal address)."""
     if not HAS_PYMYSQL:
         module.fail_json(msg="the Python library 'pymysql' is required on the host that runs this module")
     params = module.params
@@ -30,13 +31,14 @@ def database_connect(module, user=None, password=None):
         user=user or params["login_user"],
         password=(password if user else params["login_password"]) or "",
         charset="utf8mb4", autocommit=True, connect_timeout=10,
+        ssl={"ca": ca_cert, "check_hostname": False} if ca_cert else None,
         cursorclass=pymysql.cursors.DictCursor)
 
 
-def password_works(module, user, password):
-    """Whether the server lets this account log in with this password."""
+def password_works(module, user, password, ca_cert=None):
+    """Whether the server lets this account log in with this password (over TLS, with ca_cert)."""
     try:
-        database_connect(module, user, password).close()
+        database_connect(module, user, password, ca_cert).close()
     except pymysql.err.OperationalError as error:
         if error.args[0] == ACCESS_DENIED:
             return False

@@ -6,7 +6,7 @@ module: database_users
 short_description: Manage database users, each with a private schema, on MariaDB or MySQL
 description:
   - For each user, creates or drops the schema (C(utf8mb4)) and the account C('name'@'%'), sets the
-    password, the grants and C(MAX_USER_CONNECTIONS). All users share one connection.
+    password, the grants, C(MAX_USER_CONNECTIONS) and whether it needs TLS. All users share one connection.
   - A non-admin holds exactly C(ALL PRIVILEGES) on its schema; an admin holds exactly C(ALL PRIVILEGES)
     on C(*.*) C(WITH GRANT OPTION). Any other privilege of the account is revoked.
   - The password is checked by logging in as the user, so a second run reports no change.
@@ -38,6 +38,18 @@ options:
         description: C(MAX_USER_CONNECTIONS) of the account; V(0) means no limit.
         type: int
         default: 0
+  require_ssl:
+    description:
+      - Whether every account of O(users) needs TLS (C(REQUIRE SSL)), or not (C(REQUIRE NONE)).
+      - The password check then logs in over TLS, verifying the server's certificate with O(ca_cert).
+    type: bool
+    default: false
+  ca_cert:
+    description:
+      - CA certificate on the managed host that signed the server's certificate, for the password check of accounts
+        that need TLS. The host name is not checked (the module may reach the server at an internal address).
+      - Required with O(require_ssl=true), and for users whose account needs TLS already.
+    type: path
   new_only:
     description:
       - With O(state=present), every user must be new. Before changing anything, fail naming each account
@@ -95,7 +107,7 @@ diff:
   sample:
     before: {alice: {schema: false, account: false}}
     after: {alice: {schema: true, account: true, max_connections: 10, grants: ["ALL ON `user\\_alice`.*"],
-                    password_changed: false}}
+                    require_ssl: false, password_changed: false}}
 """
 
 import re
@@ -165,21 +177,26 @@ def read_grants(cursor, name):
 def read_user(cursor, name, schema):
     cursor.execute("SELECT COUNT(*) AS n FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (schema,))
     state = {"schema": cursor.fetchone()["n"] > 0}
-    cursor.execute("SELECT max_user_connections AS n FROM mysql.user WHERE User = %s AND Host = '%%'", (name,))
+    cursor.execute("SELECT max_user_connections AS n, LENGTH(ssl_type) > 0 AS tls FROM mysql.user "
+                   "WHERE User = %s AND Host = '%%'", (name,))
     account = cursor.fetchone()
     state["account"] = account is not None
     if account:
-        state.update(max_connections=int(account["n"]), grants=read_grants(cursor, name))
+        state.update(max_connections=int(account["n"]), grants=read_grants(cursor, name), require_ssl=bool(account["tls"]))
     return state
 
 
 def ensure_user(module, cursor, user, present, changes):
     """Read the user, change what differs (appending to changes), return (before, after) for the diff."""
-    name, schema = user["name"], user["schema"]
+    name, schema, tls = user["name"], user["schema"], module.params["require_ssl"]
     before = read_user(cursor, name, schema)
     after = ({"schema": True, "account": True, "max_connections": user["max_connections"],
-              "grants": wanted_grants(user)} if present else {"schema": False, "account": False})
-    new_password = present and before["account"] and not password_works(module, name, user["password"])
+              "grants": wanted_grants(user), "require_ssl": tls} if present else {"schema": False, "account": False})
+    # The account logs in as it is now: over TLS where it needs it.
+    ca_cert = module.params["ca_cert"] if before.get("require_ssl") else None
+    if present and before.get("require_ssl") and not ca_cert:
+        raise ValueError("the account needs TLS: give ca_cert, to check its password over TLS")
+    new_password = present and before["account"] and not password_works(module, name, user["password"], ca_cert)
 
     def run(change, sql, args=()):
         if not module.check_mode:
@@ -204,6 +221,9 @@ def ensure_user(module, cursor, user, present, changes):
         if before["max_connections"] != user["max_connections"]:
             run(f"set max_connections {user['max_connections']} (was {before['max_connections']})",
                 "ALTER USER %s@'%%' WITH MAX_USER_CONNECTIONS %s", (name, user["max_connections"]))
+    if before.get("require_ssl", False) != tls:
+        run("requires TLS" if tls else "no longer requires TLS",
+            f"ALTER USER %s@'%%' REQUIRE {'SSL' if tls else 'NONE'}", (name,))
     if before.get("grants") != after["grants"]:
         if before.get("grants"):
             run(f"revoked {'; '.join(before['grants'])}", "REVOKE ALL PRIVILEGES, GRANT OPTION FROM %s@'%%'",
@@ -224,6 +244,8 @@ def argument_spec():
             schema=dict(type="str", required=True),
             admin=dict(type="bool", default=False),
             max_connections=dict(type="int", default=0))),
+        require_ssl=dict(type="bool", default=False),
+        ca_cert=dict(type="path"),
         new_only=dict(type="bool", default=False),
         state=dict(type="str", choices=["present", "absent"], default="present"))
 
@@ -236,7 +258,8 @@ def claims(cursor, user):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_if=[("require_ssl", True, ["ca_cert"])])
     present = module.params["state"] == "present"
     try:
         users = batch_items(module.params, "users", ["name"])
