@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from mlops_stack.stackenv import ansible_playbook, recap
+from mlops_stack.stackenv import BIN, REPO, ansible_playbook, recap
 from roster import STUDENT_A, STUDENT_B, manage, read_env, root_sql
 
 CAMPUS = "mlops-campus"  # the namespace; its link is CAMPUS-h on this server and CAMPUS-c inside
@@ -120,6 +120,17 @@ def test_a_campus_machine_reaches_the_students_schema_over_tls_only(stack, users
         assert kind == "OperationalError" and f"(1045, \"Access denied for user '{user}'@'{CLIENT}'" in message, \
             (name, message)
     assert found == {}
+
+
+def test_doctor_on_a_campus_machine_signs_in_to_the_published_database(stack, users, published):
+    """`mlops doctor` with the student's file checks every service from the campus machine, the database over TLS."""
+    done = subprocess.run(["ip", "netns", "exec", CAMPUS, str(BIN / "mlops"), "doctor", "--json",
+                           str(stack.credentials / f"{STUDENT_A}.env")],
+                          cwd=REPO, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    checks = {check["name"]: (check["ok"], check["detail"]) for check in json.loads(done.stdout)}
+    assert checks["database"] == (True, f"signed in as {STUDENT_A}, schema {users[STUDENT_A]['DATABASE_SCHEMA']} is yours")
+    assert all(ok for ok, _ in checks.values()), checks
 
 
 def test_root_and_the_services_log_in_from_the_stack_network_only(stack, users, published):
