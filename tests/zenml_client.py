@@ -9,6 +9,8 @@ import sys
 import tempfile
 import textwrap
 
+import requests
+
 
 def zenml_as(url: str, username: str, password: str, code: str, timeout: int = 300):
     """Run `code` (which sets `result`) as `username` against the ZenML server; return `result`."""
@@ -43,3 +45,13 @@ for name, act in {{
     except Exception as error:
         attempts[name] = [type(error).__name__, " ".join(str(error).split())[:300]]
 """
+
+
+def zenml_rest(env, name):
+    """A requests session signed in to the ZenML server's REST API as the user of env (a plain HTTP client)."""
+    session = requests.Session()
+    login = session.post(f"{env['ZENML_STORE_URL']}/api/v1/login",
+                         data={"username": name, "password": env["ZENML_STORE_PASSWORD"]})
+    login.raise_for_status()
+    session.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+    return session

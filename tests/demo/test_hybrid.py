@@ -15,7 +15,7 @@ from mlflow.server import get_app_client
 from demorun import PIPELINE, pipeline_run, run
 from mlops_stack.stackenv import REPO, ansible_playbook, user_env, user_s3 as s3
 from mlops_stack.stackenv import user_mlflow as mlflow_as
-from zenml_client import attempts_code, zenml_as
+from zenml_client import attempts_code, zenml_as, zenml_rest
 
 SUFFIX = uuid.uuid4().hex[:6]
 STUDENT, OTHER, TEACHER = f"demo-{SUFFIX}", f"demo-{SUFFIX}-b", f"demo-{SUFFIX}-t"
@@ -286,18 +286,8 @@ def test_ci_variables_prints_the_files_ci_list_with_its_values(users, home):
     assert lines == [f"{name}={env[name]}" for name in names]
     assert env["ZENML_STORE_PASSWORD"] not in "\n".join(lines)
 
-def zenml_api(env, name):
-    """A requests session signed in to the ZenML server's REST API as the user of env."""
-    session = requests.Session()
-    login = session.post(f"{env['ZENML_STORE_URL']}/api/v1/login",
-                         data={"username": name, "password": env["ZENML_STORE_PASSWORD"]})
-    login.raise_for_status()
-    session.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
-    return session
-
-
 def visualize(env, name, version_id):
-    return zenml_api(env, name).get(f"{env['ZENML_STORE_URL']}/api/v1/artifact_versions/{version_id}/visualize")
+    return zenml_rest(env, name).get(f"{env['ZENML_STORE_URL']}/api/v1/artifact_versions/{version_id}/visualize")
 
 
 def test_the_zenml_dashboard_shows_the_students_artifacts_to_them_only(on_server, users):
@@ -316,7 +306,7 @@ def test_the_zenml_dashboard_shows_the_students_artifacts_to_them_only(on_server
                             rf"'(?:[0-9a-f-]+:artifact_version/{version_id}|stack_component/[0-9a-f-]+)'")
         assert theirs.status_code == 403 and denied.search(theirs.text), theirs.text[:500]
         assert len(shown[-1]) < 8 or shown[-1] not in theirs.text
-        token = zenml_api(users[OTHER], OTHER).get(
+        token = zenml_rest(users[OTHER], OTHER).get(
             f"{users[OTHER]['ZENML_STORE_URL']}/api/v1/artifact_versions/{version_id}/download-token")
         assert token.status_code == 403 and denied.search(token.text), token.text[:500]
     assert max(len(value) for value in shown) >= 8, shown  # something to leak was there
@@ -328,7 +318,7 @@ def test_the_student_downloads_their_artifact_from_the_dashboard(on_server, user
     (zenml-io/zenml#4475, open): it is expected to fail with that error only, and passes once ZenML fixes it."""
     env = users[STUDENT]
     version_id = on_server["shown"][0]
-    token = zenml_api(env, STUDENT).get(f"{env['ZENML_STORE_URL']}/api/v1/artifact_versions/{version_id}/download-token")
+    token = zenml_rest(env, STUDENT).get(f"{env['ZENML_STORE_URL']}/api/v1/artifact_versions/{version_id}/download-token")
     assert token.status_code == 200, token.text[:500]
     data = requests.get(f"{env['ZENML_STORE_URL']}/api/v1/artifact_versions/{version_id}/data",
                         params={"token": token.json()}, timeout=60)

@@ -6,11 +6,13 @@ and host name with the stack's CA, and reads their own schema; root and the serv
 there at all. Unpublished again, the port is closed and no account needs TLS."""
 import ipaddress
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+from mlops_stack.doctor import NEW_FILE
 from mlops_stack.stackenv import BIN, REPO, ansible_playbook, recap
 from roster import STUDENT_A, STUDENT_B, manage, read_env, root_sql
 
@@ -122,15 +124,24 @@ def test_a_campus_machine_reaches_the_students_schema_over_tls_only(stack, users
     assert found == {}
 
 
-def test_doctor_on_a_campus_machine_signs_in_to_the_published_database(stack, users, published):
-    """`mlops doctor` with the student's file checks every service from the campus machine, the database over TLS."""
-    done = subprocess.run(["ip", "netns", "exec", CAMPUS, str(BIN / "mlops"), "doctor", "--json",
-                           str(stack.credentials / f"{STUDENT_A}.env")],
+def doctor_on_campus(path):
+    done = subprocess.run(["ip", "netns", "exec", CAMPUS, str(BIN / "mlops"), "doctor", "--json", str(path)],
                           cwd=REPO, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, done.stdout + done.stderr
-    checks = {check["name"]: (check["ok"], check["detail"]) for check in json.loads(done.stdout)}
+    return done.returncode, {check["name"]: (check["ok"], check["detail"]) for check in json.loads(done.stdout)}
+
+
+def test_doctor_on_a_campus_machine_signs_in_to_the_published_database(stack, users, published, tmp_path):
+    """`mlops doctor` with the student's file checks every service from the campus machine, the database over TLS,
+    and names a wrong database password."""
+    rc, checks = doctor_on_campus(stack.credentials / f"{STUDENT_A}.env")
+    assert rc == 0 and all(ok for ok, _ in checks.values()), checks
     assert checks["database"] == (True, f"signed in as {STUDENT_A}, schema {users[STUDENT_A]['DATABASE_SCHEMA']} is yours")
-    assert all(ok for ok, _ in checks.values()), checks
+    shutil.copy(stack.credentials / "mlops-ca.crt", tmp_path / "mlops-ca.crt")
+    wrong = tmp_path / f"{STUDENT_A}.env"
+    wrong.write_text((stack.credentials / f"{STUDENT_A}.env").read_text().replace(
+        f"DATABASE_PASSWORD={users[STUDENT_A]['DATABASE_PASSWORD']}", "DATABASE_PASSWORD=not-it"))
+    rc, checks = doctor_on_campus(wrong)
+    assert rc == 1 and checks["database"] == (False, "refuses DATABASE_USER and DATABASE_PASSWORD: " + NEW_FILE), checks
 
 
 def test_root_and_the_services_log_in_from_the_stack_network_only(stack, users, published):

@@ -6,7 +6,6 @@ import uuid
 
 import pymysql
 import pytest
-import requests
 from botocore.exceptions import ClientError
 from mlflow.exceptions import MlflowException
 
@@ -14,7 +13,7 @@ from mlops_stack.stackenv import REPO
 from mlops_stack.stackenv import user_mlflow as mlflow, user_s3 as s3
 from roster import ARCHIVED, READDED, STUDENT_A, STUDENT_B, TEACHER, manage, read_env, user_rows
 from roster import user_sql as sql
-from zenml_client import attempts_code, zenml_as
+from zenml_client import attempts_code, zenml_as, zenml_rest
 
 def zenml_with_key(env, code, monkeypatch):
     """Run ZenML client code logged in with the API key of a credentials file only (no user name)."""
@@ -298,16 +297,6 @@ result = {"me": c.active_user.name, "stacks": stacks, "users": users, "attempts"
     # A's stack is whole and unchanged.
     again = zenml_with_key(a, own_stack_code(STUDENT_A), monkeypatch)
     assert (again["stack"], again["tracker"], again["tracking_uri"]) == (stack, tracker, uri)
-
-
-def zenml_rest(env, name):
-    """A requests session signed in to the ZenML server's REST API as the user of env (a plain HTTP client)."""
-    session = requests.Session()
-    login = session.post(f"{env['ZENML_STORE_URL']}/api/v1/login",
-                         data={"username": name, "password": env["ZENML_STORE_PASSWORD"]})
-    login.raise_for_status()
-    session.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
-    return session
 
 
 def test_zenml_versions_are_their_owners(users):

@@ -171,7 +171,7 @@ def test_a_passphrase_kept_in_credentials_is_refused(backups):
                       "passphrase>. Nothing was restored."),
     ("wrong passphrase", "does not open the backup's credentials (gpg: decryption failed: Bad session key). Nothing was "
                          "restored."),
-    ("none", "The stack here holds data (mlops-database-data"),
+    ("none", "The stack here holds data (mlops-proxy-data, mlops-database-data"),
 ])
 def test_a_restore_refuses_and_changes_nothing(backups, students, work, passphrase, tmp_path, monkeypatch, damage,
                                                message):
@@ -216,7 +216,7 @@ def test_a_restore_dry_run_checks_the_backup_and_changes_nothing(backups, studen
     text = " ".join(done.stdout.split())
     assert f"Dry run, nothing was changed: the backup {backups['third']}" in text, done.stdout[-3000:]
     assert "Its credentials: encrypted; the passphrase opens them." in text
-    assert "The stack here: holds data (mlops-database-data" in text and "a restore deletes it first" in text
+    assert "The stack here: holds data (mlops-proxy-data, mlops-database-data" in text and "a restore deletes it first" in text
     # The dry run checks what a restore checks: a wrong passphrase is refused the same way.
     (tmp_path / "wrong").write_text("not the passphrase")
     refused = restore(backups["third"], "-e", f"backup_passphrase_file={tmp_path / 'wrong'}", "-e", "overwrite=yes",
