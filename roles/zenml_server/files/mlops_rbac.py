@@ -215,12 +215,17 @@ def _model_version_checked(model, permissions=None):
     return _zenml_dehydrate(model, permissions)
 
 
+def _readable_ids(kind):
+    """The ids of the objects of a kind that the request's user may read, or None for every one."""
+    every, ids = server_utils.rbac().allowed_ids(server_utils.get_auth_context().user, kind, Action.READ)
+    return None if every else ids
+
+
 def _readable_versions(kind, zenml_configure):
     """A version filter's configure_rbac, limited to the versions the user may read instead of those of the
     artifacts or models the user may read."""
     def configure_rbac(self, authenticated_user_id, **_parents):
-        versions = rbac_utils.get_allowed_resource_ids(resource_type=kind, project_id=self.project)
-        zenml_configure(self, authenticated_user_id, id=versions)
+        zenml_configure(self, authenticated_user_id, id=_readable_ids(kind))
     return configure_rbac
 
 
@@ -229,9 +234,8 @@ def _links_of_readable_versions(zenml_filter):
     read (the endpoints listing them ask no one)."""
     def generate_rbac_filter(self, table):
         rows = zenml_filter(self, table)
-        every, versions = server_utils.rbac().allowed_ids(server_utils.get_auth_context().user,
-                                                         ResourceType.MODEL_VERSION, Action.READ)
-        if every:
+        versions = _readable_ids(ResourceType.MODEL_VERSION)
+        if versions is None:
             return rows
         readable = col(table.model_version_id).in_(versions)
         return readable if rows is None else and_(rows, readable)
