@@ -93,6 +93,12 @@ def test_server_command():
     assert "--serve-artifacts" in command
     assert option("--allowed-hosts") == "localhost:*,mlops-mlflow:*"
     assert option("--cors-allowed-origins") == "http://10.0.0.5:5000"
+    assert option("--expose-prometheus") == "/tmp/mlflow-metrics"
+
+
+def test_server_command_without_metrics():
+    settings = entrypoint.Settings.from_env({**ENV, "MLFLOW_PROMETHEUS_DIR": ""})
+    assert "--expose-prometheus" not in entrypoint.server_command(settings)
 
 
 def test_server_app_may_be_plain_basic_auth():

@@ -21,3 +21,24 @@ def test_the_database_host_of_the_stack_network_is_its_ipv4_subnet(subnets, host
 def test_a_network_without_ipv4_is_named():
     with pytest.raises(AnsibleFilterError, match=r"^the stack network has no IPv4 subnet \(has fd00::/64\)$"):
         stack_filter.stack_database_host(["fd00::/64"])
+
+
+def test_the_metrics_token_is_a_jwt_for_prometheus_signed_with_the_secret_key():
+    """The object store's format (mc admin prometheus generate): HS512, issuer prometheus, subject the access key;
+    the same key gives the same token, so a second run changes nothing."""
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    token = stack_filter.stack_metrics_token("s3cret", "metrics")
+    header, claims, signature = token.split(".")
+
+    def decoded(part):
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+    assert json.loads(decoded(header)) == {"alg": "HS512", "typ": "JWT"}
+    assert json.loads(decoded(claims)) == {"exp": 4102444800, "iss": "prometheus", "sub": "metrics"}
+    assert decoded(signature) == hmac.new(b"s3cret", f"{header}.{claims}".encode(), hashlib.sha512).digest()
+    assert token == stack_filter.stack_metrics_token("s3cret", "metrics")
+    assert token != stack_filter.stack_metrics_token("other", "metrics")

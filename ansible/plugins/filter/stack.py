@@ -1,6 +1,10 @@
 """Filters over the stack's registry (roles/stack/defaults/main/services.yml) and its settings."""
+import base64
 import difflib
+import hashlib
+import hmac
 import ipaddress
+import json
 
 from ansible.errors import AnsibleFilterError
 
@@ -95,8 +99,23 @@ def stack_status(services, df_text, memory_text, backups, schemas, settings):
             "warnings": warnings}
 
 
+# When the object store's metrics token expires (2100-01-01): a fixed date, so the same password gives the same token.
+METRICS_TOKEN_EXPIRY = 4102444800
+
+
+def stack_metrics_token(secret_key, access_key):
+    """The bearer token the object store's metrics endpoints take (what `mc admin prometheus generate` makes): a JWT
+    signed with the account's secret key (HS512), issued to "prometheus" for its access key."""
+    def part(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    signed = ".".join(part(json.dumps(claims, separators=(",", ":")).encode()) for claims in (
+        {"alg": "HS512", "typ": "JWT"}, {"exp": METRICS_TOKEN_EXPIRY, "iss": "prometheus", "sub": access_key}))
+    return signed + "." + part(hmac.new(secret_key.encode(), signed.encode(), hashlib.sha512).digest())
+
+
 class FilterModule:
     def filters(self):
         return {"stack_proxy_ports": stack_proxy_ports, "stack_database_host": stack_database_host, "stack_service_ports": stack_service_ports, "stack_unknown_settings": stack_unknown_settings,
                 "stack_setting_keys": stack_setting_keys, "stack_backup_folders": stack_backup_folders,
-                "stack_status": stack_status}
+                "stack_status": stack_status, "stack_metrics_token": stack_metrics_token}

@@ -24,6 +24,8 @@ file its *_FILE variable names, so the container's configuration holds none):
   MLFLOW_LISTEN_PORT (5000)                       port the server listens on
   MLFLOW_APP_NAME (mlops-auth)                    the server app: mlops-auth, or basic-auth without the
                                                   stack's rules (bench/mlflow_rules.py compares the two)
+  MLFLOW_PROMETHEUS_DIR (/tmp/mlflow-metrics)     where the workers keep their Prometheus metrics, served at
+                                                  /metrics (emptied on every start; empty: no metrics)
   MLFLOW_AUTH_CONFIG_PATH (/home/mlflow/basic_auth.ini), MLFLOW_DB_WAIT_SECONDS (120)
 
 No secret is put on the command line (which `ps` shows on the host): the tracking store URI reaches
@@ -37,6 +39,7 @@ uvicorn's small supervisor, which restarts a worker that dies, is the container'
 status the container's.
 """
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -117,6 +120,7 @@ class Settings:
     app_name: str
     auth_config_path: str
     db_wait_seconds: int
+    prometheus_dir: str
 
     @classmethod
     def from_env(cls, env) -> "Settings":
@@ -151,6 +155,7 @@ class Settings:
             cors_allowed_origins=env.get("MLFLOW_CORS_ALLOWED_ORIGINS", ""),
             auth_config_path=env.get("MLFLOW_AUTH_CONFIG_PATH", "/home/mlflow/basic_auth.ini"),
             app_name=env.get("MLFLOW_APP_NAME") or "mlops-auth",
+            prometheus_dir=env.get("MLFLOW_PROMETHEUS_DIR", "/tmp/mlflow-metrics"),
             **numbers,
         )
 
@@ -198,6 +203,8 @@ def server_command(settings: Settings) -> list:
     ]
     if settings.cors_allowed_origins:
         command += ["--cors-allowed-origins", settings.cors_allowed_origins]
+    if settings.prometheus_dir:
+        command += ["--expose-prometheus", settings.prometheus_dir]
     return command
 
 
@@ -327,6 +334,8 @@ def main() -> None:
         log(f"created the first auth migration's tables in {settings.auth_db_name} "
             f"(distinct foreign-key names) and stamped {INITIAL_AUTH_REVISION}")
     write_private_file(settings.auth_config_path, ini)
+    if settings.prometheus_dir:  # a restarted container's workers start their counts again
+        shutil.rmtree(settings.prometheus_dir, ignore_errors=True)
     command = server_command(settings)
     log(" ".join(command))
     env = server_environment(os.environ, settings)

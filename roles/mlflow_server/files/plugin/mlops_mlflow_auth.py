@@ -26,9 +26,14 @@
    40 threads by default); the others wait in its event loop, where they cost little memory. Each running
    request may hash a password (scrypt: 32 MiB) and hold database connections.
 
+6. Metrics (/metrics, MLflow's Prometheus endpoint): basic-auth lets admins only read them (it refuses every route
+   without a rule of its own to other users, MLFLOW_BASIC_AUTH_FAIL_CLOSED). This module's hook before basic-auth's
+   answers them to the account of a monitoring system's scrapes, MLFLOW_METRICS_USERNAME, too, and refuses that
+   account everything else (its name compared without case, as the auth store's MySQL collation finds it).
+
 Admins are exempt from rules 1 and 2, as in basic-auth. Everything else is basic-auth's own: this module
 registers a Flask before-request hook that runs after basic-auth's, which has authenticated the caller by
-then, and the throttle's hooks around them.
+then, and the throttle's and rule 6's hooks before it.
 It reads names private to the pinned MLflow's `mlflow.server.auth`; `check_mlflow()` runs when the image
 is built, so an MLflow upgrade that moves them fails the build, not a student's request.
 """
@@ -43,7 +48,7 @@ import urllib.parse
 
 import anyio.to_thread
 from cachetools import TTLCache
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, make_response, request
 from mlflow.exceptions import MlflowException
 from mlflow.protos.model_registry_pb2 import CreateModelVersion, CreateRegisteredModel, RenameRegisteredModel
 from mlflow.protos.service_pb2 import CreateExperiment, UpdateExperiment
@@ -81,6 +86,9 @@ WORKER_THREADS = int(os.environ.get("MLFLOW_WORKER_THREADS", "0"))
 _checked = TTLCache(maxsize=10000, ttl=max(auth.auth_config.auth_cache_ttl_seconds, 1))
 _checked_lock = threading.Lock()
 _digest_key = secrets.token_bytes(32)
+# Rule 6.
+METRICS_PATH = "/metrics"
+METRICS_USERNAME = os.environ.get("MLFLOW_METRICS_USERNAME", "").casefold()
 
 
 def check_mlflow():
@@ -114,10 +122,12 @@ def authenticate():
 
 
 def create_app(app=mlflow_app):
-    """basic-auth's app, with this module's hook after basic-auth's own and the throttle before it."""
+    """basic-auth's app, with this module's hook after basic-auth's own, and the throttle and the metrics account's
+    hook before it."""
     result = auth.create_app(app)
     app.before_request(before_request)
-    app.before_request_funcs.setdefault(None, []).insert(0, throttle)
+    app.before_request_funcs.setdefault(None, []).insert(0, metrics_account)
+    app.before_request_funcs[None].insert(0, throttle)
     app.after_request(count_failure)
     if isinstance(result, Flask) or not WORKER_THREADS:
         return result  # a WSGI server (gunicorn, waitress) sizes its own threads
@@ -187,6 +197,20 @@ def before_request() -> "Response | None":
         return check(auth.authenticate_request().username)
     except MlflowException as error:  # a malformed request: MLflow's own answer, not a 500
         return Response(error.serialize_as_json(), status=error.get_http_status_code(), mimetype="application/json")
+
+
+def metrics_account() -> "Response | None":
+    """Rule 6, before basic-auth's hook: the metrics account's requests, signed in, get the metrics or 403."""
+    credentials = request.authorization
+    if not METRICS_USERNAME or credentials is None or (credentials.username or "").casefold() != METRICS_USERNAME \
+            or auth.is_unprotected_route(request.path):
+        return None
+    signed_in = authenticate()
+    if isinstance(signed_in, Response):
+        return signed_in
+    if request.path != METRICS_PATH or request.method != "GET" or request.url_rule is None:
+        return denied("the metrics account reads /metrics only")
+    return make_response(current_app.view_functions[request.url_rule.endpoint](**request.view_args))
 
 
 def check(username) -> "Response | None":
