@@ -237,22 +237,25 @@ def restore(folder, overwrite, passphrase_file, yes, dry_run, verbose):
 @click.option("--strict", is_flag=True, help="Non-zero on any warning (a full disk, an old backup), not only when down.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def status(usage, strict, as_json):
-    """The stack's health: each service (state, health, restarts, memory, URL), the disks, the database's size,
-    the backups and warnings; non-zero when a service is down."""
+    """The stack's health: each service (state, health, readiness, restarts, memory, URL), the disks, the database's
+    size, the backups and warnings; non-zero when a service is down or not ready."""
     progress = run_play("playbooks/status.yml", extravars={"usage": usage}, quiet=True)
     report = progress.results["Report the services, the disks, the backups and the warnings"]["msg"]
-    if usage:
+    if usage and "Report what each user holds" in progress.results:  # skipped when the database is not ready
         report["users"] = progress.results["Report what each user holds"]["msg"]
     down = [row["service"] for row in report["services"] if row["needed"] and (
         row["state"] != "running" or row["health"] not in ("healthy", "none"))]
+    not_ready = [row["service"] for row in report["services"] if row["ready"] is False and row["service"] not in down]
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
         show_status(report)
     for warning in report["warnings"]:
         click.echo(f"warning: {warning}", err=True)
-    if down:
-        raise click.ClickException(f"down: {', '.join(down)} (make up starts them; docker logs <container> says why)")
+    if down or not_ready:
+        raise click.ClickException("; ".join(
+            ([f"down: {', '.join(down)} (make up starts them; docker logs <container> says why)"] if down else [])
+            + ([f"not ready: {', '.join(not_ready)} (the warnings say what failed)"] if not_ready else [])))
     if strict and report["warnings"]:
         raise click.ClickException(f"{len(report['warnings'])} warning{'s' if len(report['warnings']) > 1 else ''}")
 
@@ -269,6 +272,7 @@ def size(count) -> str:
 def show_status(report: dict) -> None:
     for row in report["services"]:
         health = row["health"] if row["needed"] or row["state"] != "absent" else "not configured"
+        health = "not ready" if row["ready"] is False and row["state"] == "running" else health
         click.echo(f"{row['service']:<14} {row['state']:<9} {health:<15} restarts {row['restarts']:<3} "
                    f"{row['memory'] or '-':<10} {row['url']}")
     for disk in report["disks"]:

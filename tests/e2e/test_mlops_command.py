@@ -164,7 +164,7 @@ def test_status_reports_each_service_and_a_stopped_one(stack):
     assert set(rows) == {name for name, service in stack.services.items() if "container" in service}
     for name, row in rows.items():
         if row["needed"]:
-            assert (row["state"], row["health"]) == ("running", "healthy"), row
+            assert (row["state"], row["health"], row["ready"]) == ("running", "healthy", True), row
             assert row["url"] == stack.services[name].get("url", "")
     proxy = stack.container("proxy")
     subprocess.run(["docker", "stop", proxy], check=True, capture_output=True)
@@ -182,6 +182,32 @@ def test_status_reports_each_service_and_a_stopped_one(stack):
             break
     else:
         raise AssertionError("the proxy did not come back healthy")
+
+
+def test_status_finds_a_service_not_ready_whose_container_is_healthy(stack):
+    """Readiness includes what a service depends on: with the object store stopped, MLflow's container is running
+    and healthy (Docker asks its process), but MLflow cannot list artifacts; ZenML, which reads no artifacts to
+    sign in, stays ready."""
+    object_store = stack.container("object_store")
+    subprocess.run(["docker", "stop", object_store], check=True, capture_output=True)
+    try:
+        stopped = mlops("status", "--json")
+        assert stopped.returncode == 1, stopped.stderr
+        rows = {row["service"]: row for row in json.loads(stopped.stdout)["services"]}
+        assert (rows["mlflow"]["state"], rows["mlflow"]["health"], rows["mlflow"]["ready"]) == ("running", "healthy", False)
+        assert rows["zenml"]["ready"] is True
+        assert stopped.stderr.splitlines() == [
+            "warning: object_store is exited, health unhealthy",
+            "warning: mlflow is not ready: /api/2.0/mlflow-artifacts/artifacts answered 500",
+            "Error: down: object_store (make up starts them; docker logs <container> says why); not ready: mlflow "
+            "(the warnings say what failed)"]
+    finally:
+        subprocess.run(["docker", "start", object_store], check=True, capture_output=True)
+    for _ in range(60):
+        if mlops("status").returncode == 0:
+            break
+    else:
+        raise AssertionError("the object store did not come back, or MLflow did not become ready again")
 
 
 def docker_root():

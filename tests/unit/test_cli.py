@@ -147,11 +147,12 @@ def test_doctor_of_a_missing_file_is_a_usage_error():
 
 STATUS = {
     "services": [{"service": "database", "container": "mlops-database", "state": "running", "health": "healthy",
-                  "restarts": 0, "image": "x", "url": "", "needed": True, "memory": "144MiB"},
+                  "restarts": 0, "image": "x", "url": "", "needed": True, "memory": "144MiB", "ready": True, "not_ready": ""},
                  {"service": "mlflow", "container": "mlops-mlflow", "state": "exited", "health": "unhealthy",
-                  "restarts": 3, "image": "y", "url": "https://h:5000", "needed": True, "memory": ""},
+                  "restarts": 3, "image": "y", "url": "https://h:5000", "needed": True, "memory": "", "ready": False,
+                  "not_ready": "/api/2.0/mlflow/experiments/search did not answer (Connection refused)"},
                  {"service": "gitlab_runner", "container": "mlops-gitlab-runner", "state": "absent", "health": "absent",
-                  "restarts": 0, "image": "", "url": "", "needed": False, "memory": ""}],
+                  "restarts": 0, "image": "", "url": "", "needed": False, "memory": "", "ready": None, "not_ready": ""}],
     "disks": [{"path": "/var/lib/docker", "bytes": 100 << 30, "free": 5 << 30, "used_percent": 95}],
     "database_bytes": 11 << 20, "backups": {"dir": "/var/backups/mlops", "count": 0, "newest": None, "age_hours": None},
     "warnings": ["disk of /var/lib/docker is 95% full"]}
@@ -183,13 +184,17 @@ def test_status_is_non_zero_when_a_needed_service_is_down(status_play):
     assert "warning: disk of /var/lib/docker is 95% full" in done.output
     assert "backups        none in /var/backups/mlops (mlops backup)" in done.output
     status_play["services"][1].update(state="running", health="healthy")
+    not_ready = invoke("status")
+    assert not_ready.exit_code == 1 and "mlflow         running   not ready" in not_ready.output
+    assert "Error: not ready: mlflow (the warnings say what failed)" in not_ready.output
+    status_play["services"][1].update(ready=True, not_ready="")
     assert invoke("status").exit_code == 0
     strict = invoke("status", "--strict")
     assert strict.exit_code == 1 and "Error: 1 warning" in strict.output
 
 
 def test_status_usage_shows_each_users_share_of_the_quota(status_play):
-    status_play["services"][1].update(state="running", health="healthy")
+    status_play["services"][1].update(state="running", health="healthy", ready=True)
     done = invoke("status", "--usage")
     assert done.exit_code == 0, done.output
     assert done.stdout.splitlines()[-1].split() == ["alice", "developer", "1.0", "GiB", "25%", "16.0", "KiB", "3",

@@ -70,14 +70,22 @@ def stack_backup_folders(services):
             for service in services.values() for path in service.get("backup_paths", [])]
 
 
-def stack_status(services, df_text, memory_text, backups, schemas, settings):
-    """The report of playbooks/status.yml: each service with its container's memory, each disk (the volumes and
-    images, the backups) with how full it is, the database's size, the backups (how many, the newest and its age)
-    and the warnings (a service down, a disk fuller than disk_warn_percent, with backup_schedule set a newest
-    backup older than backup_max_age_hours)."""
+def stack_status(services, df_text, memory_text, backups, schemas, probes, settings):
+    """The report of playbooks/status.yml: each service with its container's memory and its readiness, each disk (the
+    volumes and images, the backups) with how full it is, the database's size, the backups (how many, the newest and
+    its age) and the warnings (a service down or not ready, a disk fuller than disk_warn_percent, with backup_schedule
+    set a newest backup older than backup_max_age_hours). probes: the readiness requests, [service, path, HTTP
+    status (-1: no answer), error]; a service is ready when each of its answered 200 (None: it has none)."""
     from datetime import datetime, timezone
     memory = dict(line.split(" ", 1) for line in memory_text.splitlines() if " " in line)
-    rows = [dict(row, memory=memory.get(row["container"], "").split(" / ")[0]) for row in services]
+    failed = {}
+    for service, path, status, error in probes:
+        if status != 200:
+            failed.setdefault(service, f"{path} " + (f"answered {status}" if status != -1 else f"did not answer ({error})"))
+    probed = {probe[0] for probe in probes}
+    rows = [dict(row, memory=memory.get(row["container"], "").split(" / ")[0],
+                 ready=row["service"] not in failed if row["service"] in probed else None,
+                 not_ready=failed.get(row["service"], "")) for row in services]
     disks = [{"path": path, "bytes": int(size), "free": int(free), "used_percent": int(used.rstrip("%"))}
              for path, size, free, used in (line.split() for line in df_text.splitlines()[1:])]
     now = datetime.now(timezone.utc)
@@ -88,6 +96,8 @@ def stack_status(services, df_text, memory_text, backups, schemas, settings):
         age = round((now - taken).total_seconds() / 3600, 1)
     warnings = [f"{row['service']} is {row['state']}, health {row['health']}" for row in rows
                 if row["needed"] and (row["state"] != "running" or row["health"] not in ("healthy", "none"))]
+    warnings += [f"{row['service']} is not ready: {row['not_ready']}" for row in rows
+                 if row["ready"] is False and row["state"] == "running"]
     warnings += [f"disk of {disk['path']} is {disk['used_percent']}% full" for disk in disks
                  if disk["used_percent"] > settings["disk_warn_percent"]]
     if settings["backup_schedule"] and (age is None or age > settings["backup_max_age_hours"]):

@@ -42,6 +42,9 @@ class MlflowApi:
         return answer.json() if answer.content else {}
 
     def password_works(self, username, password):
-        """Whether the server accepts these credentials (HTTP basic auth)."""
+        """Whether the server accepts these credentials (HTTP basic auth): 403 is a signed-in account that may not
+        read its own record (the metrics account)."""
         answer = requests.get(f"{self.url}/api/2.0/mlflow/users/current", auth=(username, password), timeout=30)
-        return answer.status_code == 200
+        if answer.status_code in (200, 401, 403):
+            return answer.status_code != 401
+        raise MlflowApiError(f"GET 2.0/mlflow/users/current: HTTP {answer.status_code}: {one_line(answer.text, 300)}")
