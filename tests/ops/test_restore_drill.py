@@ -1,9 +1,9 @@
 """The restore drill: two students work on the stack (a hybrid pipeline run with its MLflow run, artifacts and
 registered model, an object of their own, a table in their schema), playbooks/backup.yml backs it up (the third
-backup while a student keeps logging), `make purge` deletes everything, and playbooks/restore.yml brings it back.
-Each student then finds their work with the credentials they had, still out of the other's reach. Before the drill,
-what a restore must refuse (a damaged backup, other versions, a stack that holds data) is refused, with nothing
-changed.
+backup while a student keeps logging) and copies the backups to another host over SSH, `make purge` deletes
+everything, and playbooks/restore.yml brings back the copy fetched from that host. Each student then finds their
+work with the credentials they had, still out of the other's reach. Before the drill, what a restore must refuse (a
+damaged backup, other versions, a stack that holds data) is refused, with nothing changed.
 """
 import json
 import os
@@ -34,6 +34,46 @@ NOTE = b"notes taken before the backup\n"
 
 def backup(folder, *args):
     return backup_report(ansible_playbook("playbooks/backup.yml", "-e", f"backup_dir={folder}", *args).stdout)
+
+
+OFFSITE_IMAGE = """FROM {base}
+RUN apt-get update && apt-get install -y --no-install-recommends openssh-server rsync && rm -rf /var/lib/apt/lists/* \\
+ && mkdir -p /run/sshd && useradd --create-home --shell /bin/sh offsite && ssh-keygen -A
+CMD ["/usr/sbin/sshd", "-D", "-e"]
+"""
+
+
+def docker(*args, **kwargs):
+    return subprocess.run(["docker", *args], check=True, capture_output=True, text=True, **kwargs).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def offsite(stack, tmp_path_factory):
+    """Another host for the second copy of the backups: an SSH server with rsync, on a Docker network of its own
+    (not the stack's), that lets in the account `offsite` with a key made here; and the files that trust its host key."""
+    name = f"{stack.settings['stack_name']}-test-offsite"
+    docker("build", "--tag", f"{name}:1", "-", input=OFFSITE_IMAGE.format(base=stack.settings["stack_base_image"]))
+    subprocess.run(["docker", "rm", "--force", name], capture_output=True)
+    subprocess.run(["docker", "network", "rm", name], capture_output=True)
+    docker("network", "create", name)
+    docker("run", "--detach", "--name", name, "--network", name, f"{name}:1")
+    try:
+        keys = tmp_path_factory.mktemp("offsite-keys")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / "key")], check=True)
+        docker("exec", "-i", name, "sh", "-c", "install -d -o offsite -g offsite -m 700 /home/offsite/.ssh && "
+               "cat > /home/offsite/.ssh/authorized_keys && chown offsite: /home/offsite/.ssh/authorized_keys",
+               input=(keys / "key.pub").read_text())
+        address = docker("inspect", "--format", f'{{{{(index .NetworkSettings.Networks "{name}").IPAddress}}}}', name)
+        host_key = docker("exec", name, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
+        (keys / "known_hosts").write_text(f"{address} {' '.join(host_key)}\n")
+        yield {"container": name, "folder": "/home/offsite/mlops", "to": f"offsite@{address}:/home/offsite/mlops",
+               "args": ["-e", f"backup_copy_to=offsite@{address}:/home/offsite/mlops", "-e", f"backup_copy_key={keys / 'key'}",
+                        "-e", f"backup_copy_known_hosts={keys / 'known_hosts'}"],
+               "ssh": f"ssh -i {keys / 'key'} -o BatchMode=yes -o StrictHostKeyChecking=yes "
+                      f"-o UserKnownHostsFile={keys / 'known_hosts'}"}
+    finally:
+        subprocess.run(["docker", "rm", "--force", name], capture_output=True)
+        subprocess.run(["docker", "network", "rm", name], capture_output=True)
 
 
 def restore(path, *args, check=True):
@@ -74,18 +114,18 @@ def passphrase(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def backups(work, passphrase, tmp_path_factory):
-    """Three backups into a folder that keeps two: the second right after the first, the third (its credentials
-    encrypted with a passphrase) while a student logs metrics as fast as the server takes them. They hold root's
-    secrets: deleted after the module."""
+def backups(work, passphrase, offsite, tmp_path_factory):
+    """Three backups into a folder that keeps two, each copied to the other host: the second right after the first,
+    the third (its credentials encrypted with a passphrase) while a student logs metrics as fast as the server takes
+    them. They hold root's secrets: deleted after the module."""
     folder = tmp_path_factory.mktemp("backups")
-    first, _, _ = backup(folder, "-e", "backup_keep=2")
-    second, copied, linked = backup(folder, "-e", "backup_keep=2")
+    first, _, _ = backup(folder, "-e", "backup_keep=2", *offsite["args"])
+    second, copied, linked = backup(folder, "-e", "backup_keep=2", *offsite["args"])
     stop = threading.Event()
     logging = threading.Thread(target=keep_logging, args=(user_env(STUDENT), stop), daemon=True)
     logging.start()
     try:
-        third, _, _ = backup(folder, "-e", "backup_keep=2", "-e", f"backup_passphrase_file={passphrase}")
+        third, _, _ = backup(folder, "-e", "backup_keep=2", "-e", f"backup_passphrase_file={passphrase}", *offsite["args"])
     finally:
         stop.set()
         logging.join(60)
@@ -115,6 +155,37 @@ def test_only_the_last_backups_are_kept_each_private(backups):
         assert folder.stat().st_mode & 0o777 == 0o700
         files = [path for path in folder.rglob("*") if path.is_file()]
         assert files and all(path.stat().st_mode & 0o077 == 0 for path in files), folder
+
+
+def test_the_other_host_holds_the_kept_backups_with_their_links(backups, offsite):
+    """The copy is the folder of backups as it is here: the two kept backups (the first, deleted here, is deleted
+    there), every file with as many names (an unchanged object is one file in both backups, there too)."""
+    local = {str(path.relative_to(backups["folder"])): path.stat().st_nlink
+             for path in backups["folder"].rglob("*") if path.is_file()}
+    listed = docker("exec", offsite["container"], "find", offsite["folder"], "-type", "f", "-printf", "%P %n\\n")
+    there = {path: int(links) for path, links in (line.rsplit(" ", 1) for line in listed.splitlines())}
+    assert there == local
+    assert any(links > 1 for links in there.values())
+
+
+def test_a_host_it_cannot_trust_stops_the_backup_before_anything_is_written(offsite, tmp_path):
+    """A known_hosts file without the host's key: ssh's own refusal, in one line, and no backup."""
+    stranger = tmp_path / "known_hosts"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True)
+    address = offsite["to"].split("@")[1].split(":")[0]
+    stranger.write_text(f"{address} {' '.join((tmp_path / 'other.pub').read_text().split()[:2])}\n")
+    folder = tmp_path / "backups"
+    done = ansible_playbook("playbooks/backup.yml", "-e", f"backup_dir={folder}", *offsite["args"],
+                            "-e", f"backup_copy_known_hosts={stranger}", check=False)
+    assert done.returncode != 0
+    assert (f"Cannot sign in to {offsite['to'].split(':')[0]} over SSH for the second copy of the backups "
+            "(backup_copy_to): Host key verification failed. Nothing was backed up.") in " ".join(done.stdout.split()), \
+        done.stdout[-2000:]
+    assert not folder.exists()
+    bad = ansible_playbook("playbooks/backup.yml", "-e", f"backup_dir={folder}", *offsite["args"],
+                           "-e", json.dumps({"backup_copy_to": "not a destination"}), check=False)
+    assert bad.returncode != 0 and "backup_copy_to must be user@host:/folder (is 'not a destination')" in bad.stdout
+    assert not folder.exists()
 
 
 def test_the_manifest_names_versions_and_checksums(backups, stack):
@@ -242,9 +313,12 @@ def purged(backups, students, work, stack):
 
 
 @pytest.fixture(scope="module")
-def restored(purged, backups, passphrase):
-    """The restore of the last backup onto the purged stack."""
-    done = restore(backups["third"], "-e", f"backup_passphrase_file={passphrase}")
+def restored(purged, backups, offsite, passphrase, tmp_path_factory):
+    """The restore of the last backup onto the purged stack: its copy, fetched from the other host."""
+    fetched = tmp_path_factory.mktemp("fetched") / Path(backups["third"]).name
+    subprocess.run(["rsync", "--archive", "--hard-links", "--rsh", offsite["ssh"],
+                    f"{offsite['to']}/{fetched.name}/", f"{fetched}/"], check=True, capture_output=True)
+    done = restore(str(fetched), "-e", f"backup_passphrase_file={passphrase}")
     assert recap(done.stdout)["failed"] == 0
     return done
 
