@@ -56,3 +56,10 @@ def test_a_running_service_whose_requests_fail_is_not_ready():
     report = stack_filter.stack_status(healthy, DF, MEMORY, [], [], silent, dict(SETTINGS, disk_warn_percent=99))
     assert [row["ready"] for row in report["services"]] == [None, False]
     assert report["warnings"] == ["mlflow is not ready: /api/2.0/mlflow/experiments/search did not answer (Connection refused)"]
+
+
+def test_the_readiness_answers_name_service_path_and_status():
+    results = [{"item": [{"key": "mlflow"}, {"path": "/api", "sign_in": "basic"}], "status": 500, "msg": "Status code was 500"},
+               {"item": [{"key": "proxy"}, {"path": "/"}], "status": -1, "msg": "Connection refused"}]
+    assert stack_filter.stack_ready_answers(results) == [["mlflow", "/api", 500, "Status code was 500"],
+                                                         ["proxy", "/", -1, "Connection refused"]]

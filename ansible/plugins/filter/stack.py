@@ -70,6 +70,13 @@ def stack_backup_folders(services):
             for service in services.values() for path in service.get("backup_paths", [])]
 
 
+def stack_ready_answers(results):
+    """The answers to the readiness requests (status.yml's uri loop over the registry's `ready`): [service, path,
+    HTTP status (-1: no answer), error], for stack_status."""
+    return [[result["item"][0]["key"], result["item"][1]["path"], result.get("status", -1), result.get("msg", "")]
+            for result in results]
+
+
 def stack_status(services, df_text, memory_text, backups, schemas, probes, settings):
     """The report of playbooks/status.yml: each service with its container's memory and its readiness, each disk (the
     volumes and images, the backups) with how full it is, the database's size, the backups (how many, the newest and
@@ -128,4 +135,5 @@ class FilterModule:
     def filters(self):
         return {"stack_proxy_ports": stack_proxy_ports, "stack_database_host": stack_database_host, "stack_service_ports": stack_service_ports, "stack_unknown_settings": stack_unknown_settings,
                 "stack_setting_keys": stack_setting_keys, "stack_backup_folders": stack_backup_folders,
-                "stack_status": stack_status, "stack_metrics_token": stack_metrics_token}
+                "stack_status": stack_status, "stack_ready_answers": stack_ready_answers,
+                "stack_metrics_token": stack_metrics_token}
