@@ -184,3 +184,27 @@ def test_initial_tables_match_mlflows_first_migration():
 def test_auth_config_caches_checked_passwords_when_asked():
     ini = read_ini(entrypoint.auth_config("mysql+pymysql://u:p@db:3306/a", "stackadmin", "x" * 12, 30))
     assert ini["auth_cache_ttl_seconds"] == "30"
+
+
+def test_a_tracking_store_an_older_mlflow_left_is_upgraded(tmp_path):
+    """MLflow's own migrations, on a store at the revision before this MLflow's (SQLite here; the upgrade drill,
+    tests/ops/test_upgrade.py, runs them on the stack's MariaDB): upgraded to the newest, then left alone."""
+    pytest.importorskip("mlflow")
+    import sqlalchemy
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db.utils import _get_alembic_config
+    from mlflow.store.tracking.dbmodels.initial_models import Base
+
+    url = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = _get_alembic_config(url)
+    script = ScriptDirectory.from_config(config)
+    [head] = script.get_heads()
+    older = script.get_revision(head).down_revision
+    assert entrypoint.upgrade_tracking_store(f"sqlite:///{tmp_path / 'empty.db'}") == (None, head)
+    engine = sqlalchemy.create_engine(url)
+    Base.metadata.create_all(engine)  # MLflow's first tables, which its migrations start from
+    engine.dispose()
+    command.upgrade(config, older)
+    assert entrypoint.upgrade_tracking_store(url) == (older, head)
+    assert entrypoint.upgrade_tracking_store(url) == (head, head)

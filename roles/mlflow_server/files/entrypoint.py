@@ -1,6 +1,7 @@
 """Entry point of the stack's MLflow server image.
 
-Prepares the auth database, writes the basic-auth configuration, then replaces itself with
+Prepares the auth database, brings the tracking store to this MLflow's schema (`mlflow db upgrade`: an upgrade of
+MLflow migrates it), writes the basic-auth configuration, then replaces itself with
 `mlflow server --app-name mlops-auth` (basic-auth with the stack's rules, plugin/mlops_mlflow_auth.py).
 Everything comes from the container's environment (in the image, with-secret-files first sets each secret from the
 file its *_FILE variable names, so the container's configuration holds none):
@@ -306,6 +307,28 @@ def prepare_auth_database(url: str, wait_seconds: float = 0) -> bool:
         engine.dispose()
 
 
+def upgrade_tracking_store(url: str) -> "tuple[str | None, str | None]":
+    """MLflow's own `mlflow db upgrade`, in this process (the URL holds the password): the server refuses a tracking
+    store an older MLflow left ("Detected out-of-date database schema"), and migrates only the auth store itself. At
+    the newest revision it changes nothing; an empty schema gets MLflow's tables, as the server would make them. The
+    store's revision before and after."""
+    import sqlalchemy
+    from alembic.runtime.migration import MigrationContext
+    from mlflow.db import upgrade
+
+    def revision():
+        engine = sqlalchemy.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                return MigrationContext.configure(conn).get_current_revision()
+        finally:
+            engine.dispose()
+
+    before = revision()
+    upgrade.main(args=[url], prog_name="mlflow db upgrade", standalone_mode=False)
+    return before, revision()
+
+
 def write_private_file(path: str, text: str) -> None:
     """Write text to path, readable by this user only (also when the file exists)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -333,6 +356,9 @@ def main() -> None:
     if prepare_auth_database(auth_uri, wait_seconds=settings.db_wait_seconds):
         log(f"created the first auth migration's tables in {settings.auth_db_name} "
             f"(distinct foreign-key names) and stamped {INITIAL_AUTH_REVISION}")
+    before, after = upgrade_tracking_store(settings.database_uri(settings.db_name))
+    if before and before != after:
+        log(f"upgraded the tracking store in {settings.db_name} from revision {before} to {after} (mlflow db upgrade)")
     write_private_file(settings.auth_config_path, ini)
     if settings.prometheus_dir:  # a restarted container's workers start their counts again
         shutil.rmtree(settings.prometheus_dir, ignore_errors=True)
