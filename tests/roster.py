@@ -1,8 +1,10 @@
 """The e2e suite's course: who is on it, and the helpers that add, read and list users (fixtures in
 tests/e2e/conftest.py)."""
+import contextlib
+
 import pymysql
 
-from mlops_stack.stackenv import ansible_playbook, load_stack, user_env
+from mlops_stack.stackenv import ansible_playbook, load_stack, user_env, write_roster
 
 STUDENT_A, STUDENT_B, TEACHER = "it-ana", "it-ben", "it-tea"
 # Developers of their own for the tests that remove one, so the roster stays whole for every other test.
@@ -18,6 +20,17 @@ def read_env(name):
 
 def manage(*args, check=True):
     return ansible_playbook("playbooks/manage_users.yml", *args, check=check)
+
+
+@contextlib.contextmanager
+def course(path, names):
+    """Students (developers) of names, added with a roster at path for the block and removed after: {name: env}."""
+    roster = write_roster(path, names)
+    manage("--tags", "add", "-e", f"roster={roster}")
+    try:
+        yield {name: user_env(name) for name in names}
+    finally:
+        manage("--tags", "remove", "-e", f"roster={roster}", "-e", "confirm=yes", check=False)
 
 
 def root_sql(stack, database=None):

@@ -24,7 +24,7 @@ from mlflow.exceptions import MlflowException
 from demorun import PIPELINE, pipeline_run, run
 from mlops_stack.stackenv import REPO, ansible_playbook, backup_report, recap, user_env, user_s3
 from mlops_stack.stackenv import user_mlflow as mlflow_as
-from roster import root_sql, user_sql
+from roster import course, root_sql, user_sql
 from zenml_client import zenml_as
 
 SUFFIX = uuid.uuid4().hex[:6]
@@ -82,12 +82,8 @@ def restore(path, *args, check=True):
 
 @pytest.fixture(scope="module")
 def students(stack, demo_venv, tmp_path_factory):
-    roster = tmp_path_factory.mktemp("roster") / "drill.csv"
-    roster.write_text(f"username,role\n{STUDENT},developer\n{OTHER},developer\n")
-    ansible_playbook("playbooks/manage_users.yml", "--tags", "add", "-e", f"roster={roster}")
-    yield {name: user_env(name) for name in (STUDENT, OTHER)}
-    ansible_playbook("playbooks/manage_users.yml", "--tags", "remove", "-e", f"roster={roster}", "-e", "confirm=yes",
-                     check=False)
+    with course(tmp_path_factory.mktemp("roster") / "drill.csv", [STUDENT, OTHER]) as envs:
+        yield envs
 
 
 @pytest.fixture(scope="module")

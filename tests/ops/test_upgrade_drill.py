@@ -18,10 +18,10 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from demorun import PIPELINE, pipeline_run, run
-from mlops_stack.stackenv import REPO, ansible_playbook, user_env
+from mlops_stack.stackenv import REPO, ansible_playbook
 from mlops_stack.stackenv import user_mlflow as mlflow_as
 from previous import PREVIOUS, previous_requirements, previous_version
-from roster import root_sql
+from roster import course, root_sql
 from zenml_client import zenml_as
 
 TESTS = Path(__file__).parents[1]
@@ -76,12 +76,8 @@ def previous(stack, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def students(previous, demo_venv, tmp_path_factory):
-    roster = tmp_path_factory.mktemp("roster") / "upgrade.csv"
-    roster.write_text(f"username,role\n{STUDENT},developer\n{OTHER},developer\n")
-    ansible_playbook("playbooks/manage_users.yml", "--tags", "add", "-e", f"roster={roster}")
-    yield {name: user_env(name) for name in (STUDENT, OTHER)}
-    ansible_playbook("playbooks/manage_users.yml", "--tags", "remove", "-e", f"roster={roster}", "-e", "confirm=yes",
-                     check=False)
+    with course(tmp_path_factory.mktemp("roster") / "upgrade.csv", [STUDENT, OTHER]) as envs:
+        yield envs
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ import pytest
 import yaml
 from mlflow.exceptions import MlflowException
 
-from mlops_stack.stackenv import REPO, ansible_playbook, load_stack, recap, user_env, user_s3, write_roster
+from mlops_stack.stackenv import REPO, ansible_playbook, load_stack, recap, user_env, user_s3
 from mlops_stack.stackenv import user_mlflow as mlflow_as
-from roster import ZENML_TASK
+from roster import ZENML_TASK, course
 from zenml_client import zenml_as
 
 # Fresh names each session: MLflow keeps a removed user's experiment names.
@@ -47,11 +47,8 @@ def job_image(stack):
 
 @pytest.fixture(scope="module")
 def students(stack, tmp_path_factory):
-    roster = write_roster(tmp_path_factory.mktemp("roster") / "ci.csv", [STUDENT, OTHER])
-    ansible_playbook("playbooks/manage_users.yml", "--tags", "add", "-e", f"roster={roster}")
-    yield {name: user_env(name) for name in (STUDENT, OTHER)}
-    ansible_playbook("playbooks/manage_users.yml", "--tags", "remove", "-e", f"roster={roster}", "-e", "confirm=yes",
-                     check=False)
+    with course(tmp_path_factory.mktemp("roster") / "ci.csv", [STUDENT, OTHER]) as envs:
+        yield envs
 
 
 @pytest.fixture(scope="module")
