@@ -33,7 +33,9 @@ AS_THEY_ARE = json.dumps({"stack_image_build": False})
 
 
 def docker(*args):
-    return subprocess.run(["docker", *args], check=True, capture_output=True, text=True).stdout.strip()
+    done = subprocess.run(["docker", *args], capture_output=True, text=True)
+    assert done.returncode == 0, f"docker {' '.join(args[:2])} failed: {done.stdout[-2000:]}{done.stderr[-3000:]}"
+    return done.stdout.strip()
 
 
 def container_log(container):
