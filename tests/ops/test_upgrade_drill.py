@@ -2,7 +2,8 @@
 Dockerfiles with the older pins of tests/previous.py), where two students work (a hybrid pipeline run with its MLflow
 run, artifacts and registered model), is upgraded by `make up` with this checkout's pins. The play backs the stack up
 first; MLflow's and ZenML's own migrations run (the MLflow entry point's `mlflow db upgrade`, ZenML's at its start
-after a backup to a file); each student finds their work with the credentials they had, under the stack's rules.
+after copying its schema into another); each student finds their work with the credentials they had, under the
+stack's rules.
 
 It purges the stack the suite shares and leaves it on this checkout's versions, without the students.
 """
