@@ -106,6 +106,11 @@ class Stack:
     def container(self, service: str) -> str:
         return self.services[service]["container"]
 
+    def image(self, service: str) -> str:
+        """The image (repo:tag) the service's container runs now."""
+        return subprocess.run(["docker", "inspect", "--format", "{{.Config.Image}}", self.container(service)],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
     def containers(self) -> list:
         """The containers of the stack's services (each with resource limits), in start order."""
         return [service["container"] for service in self.services.values() if "limits" in service]

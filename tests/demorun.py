@@ -59,6 +59,18 @@ def pipeline_run(done: subprocess.CompletedProcess) -> PipelineRun:
                        int(model.group(2)))
 
 
+def evaluated_accuracy(env_file: str, run_id: str, home: Path) -> float:
+    """The accuracy artifact of a run's evaluate step, loaded as the student of env_file through their hybrid stack
+    (from their bucket, with the keys of their private ZenML secret). The probe is a file: ZenML loads the artifact
+    store's flavor relative to the main module's folder."""
+    probe = home / "probe.py"
+    probe.write_text("from zenml.client import Client\n"
+                     f"step = Client().get_pipeline_run('{run_id}').steps['evaluate']\n"
+                     "print('accuracy', step.outputs['accuracy'][0].load())\n")
+    done = run(["demo/stacks/hybrid.sh", env_file, "python", str(probe)], home)
+    return float(done.stdout.split("accuracy ")[-1].split()[0])
+
+
 def demo_python(code: str, home: Path, **extra):
     """Run `code` (which sets `result`) with the demo environment's Python; return `result`.
 

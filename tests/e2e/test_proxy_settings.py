@@ -114,9 +114,7 @@ def test_the_proxy_configuration_is_valid_caddy(stack, tmp_path, mode):
     assert ("email admin@example.org" in config) == (mode == "acme")
     assert ("tls internal" in config) == (mode == "internal")
     assert "keepalive 4s" in config  # below the services' own idle timeout
-    image = subprocess.run(["docker", "inspect", "--format", "{{.Config.Image}}", stack.container("proxy")],
-                           capture_output=True, text=True, check=True).stdout.strip()
-    done = subprocess.run(["docker", "run", "--rm", "-v", f"{tmp_path}:/etc/caddy:ro", image, "caddy", "validate",
-                           "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"],
+    done = subprocess.run(["docker", "run", "--rm", "-v", f"{tmp_path}:/etc/caddy:ro", stack.image("proxy"), "caddy",
+                           "validate", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "Valid configuration" in done.stdout + done.stderr, done.stderr[-2000:]

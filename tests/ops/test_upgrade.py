@@ -17,7 +17,7 @@ def inspect(container, field):
 def test_a_downgrade_is_refused_and_nothing_changes(stack):
     containers = stack.containers()
     before = {name: inspect(name, "{{.Id}}") for name in containers}
-    running = inspect(stack.services["mlflow"]["container"], "{{.Config.Image}}")
+    running = stack.image("mlflow")
     done = ansible_playbook("playbooks/run_server.yml", "-e", "mlflow_server_image_tag=3.0.0", check=False)
     assert done.returncode != 0
     said = " ".join(done.stdout.split())
@@ -27,7 +27,7 @@ def test_a_downgrade_is_refused_and_nothing_changes(stack):
 
 
 def test_an_upgrade_backs_the_stack_up_first_and_a_rerun_does_not(stack, tmp_path):
-    running = inspect(stack.services["mlflow"]["container"], "{{.Config.Image}}")
+    running = stack.image("mlflow")
     newer = f"{running.split(':')[0]}:99.0.0"
     try:
         done = ansible_playbook("playbooks/run_server.yml", "--tags", "upgrade", "-e", "mlflow_server_image_tag=99.0.0",

@@ -188,7 +188,7 @@ def test_auth_config_caches_checked_passwords_when_asked():
 
 def test_a_tracking_store_an_older_mlflow_left_is_upgraded(tmp_path):
     """MLflow's own migrations, on a store at the revision before this MLflow's (SQLite here; the upgrade drill,
-    tests/ops/test_upgrade.py, runs them on the stack's MariaDB): upgraded to the newest, then left alone."""
+    tests/ops/test_upgrade_drill.py, runs them on the stack's MariaDB): upgraded to the newest, then left alone."""
     pytest.importorskip("mlflow")
     import sqlalchemy
     from alembic import command
