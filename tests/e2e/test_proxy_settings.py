@@ -2,6 +2,7 @@
 changed; a good university certificate passes; the ACME configuration, which cannot obtain a certificate
 here, is rendered and validated by Caddy itself."""
 import datetime
+import re
 import subprocess
 
 import pytest
@@ -114,6 +115,9 @@ def test_the_proxy_configuration_is_valid_caddy(stack, tmp_path, mode):
     assert ("email admin@example.org" in config) == (mode == "acme")
     assert ("tls internal" in config) == (mode == "internal")
     assert "keepalive 4s" in config  # below the services' own idle timeout
+    # The S3 API's answers (objects) are read in large pieces on bounded connections; the others' as Caddy reads them.
+    bulk = re.findall(r"reverse_proxy (\S+) \{[^}]*read_buffer 1MiB\s+max_conns_per_host 64\s", config)
+    assert bulk == [f"{stack.container('object_store')}:9000"]
     done = subprocess.run(["docker", "run", "--rm", "-v", f"{tmp_path}:/etc/caddy:ro", stack.image("proxy"), "caddy",
                            "validate", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"],
                           capture_output=True, text=True, timeout=120)
