@@ -42,6 +42,15 @@ def ansible_playbook(playbook: str, *args: str, check: bool = True, timeout: int
     return result
 
 
+def docker(*args: str, input: str = None) -> str:
+    """docker's output (stripped); on failure show the end of what it said."""
+    done = subprocess.run(["docker", *args], input=input, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args[:2])} failed (rc={done.returncode}):\n"
+                             f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    return done.stdout.strip()
+
+
 def backup_report(output: str) -> tuple:
     """(folder, objects copied, objects linked) from the output of playbooks/backup.yml."""
     folder = re.search(r"Backup: (\S+?)'?$", output, re.M).group(1)
@@ -79,9 +88,8 @@ class Stack:
     def address(self, service: str) -> str:
         """The container's address on the stack network now (Docker may change it on a restart)."""
         network = self.settings["stack_network_name"]
-        return subprocess.run(["docker", "inspect", "--format",
-                               f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}',
-                               self.container(service)], capture_output=True, text=True, check=True).stdout.strip()
+        return docker("inspect", "--format", f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}',
+                      self.container(service))
 
     @property
     def db_host(self) -> str:
@@ -108,8 +116,7 @@ class Stack:
 
     def image(self, service: str) -> str:
         """The image (repo:tag) the service's container runs now."""
-        return subprocess.run(["docker", "inspect", "--format", "{{.Config.Image}}", self.container(service)],
-                              capture_output=True, text=True, check=True).stdout.strip()
+        return docker("inspect", "--format", "{{.Config.Image}}", self.container(service))
 
     def containers(self) -> list:
         """The containers of the stack's services (each with resource limits), in start order."""

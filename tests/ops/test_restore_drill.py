@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from mlflow.exceptions import MlflowException
 
 from demorun import PIPELINE, evaluated_accuracy, pipeline_run, run
-from mlops_stack.stackenv import REPO, ansible_playbook, backup_report, recap, user_env, user_s3
+from mlops_stack.stackenv import REPO, ansible_playbook, backup_report, docker, recap, user_env, user_s3
 from mlops_stack.stackenv import user_mlflow as mlflow_as
 from roster import course, root_sql, user_sql
 from zenml_client import zenml_as
@@ -41,10 +41,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends openssh-server 
  && mkdir -p /run/sshd && useradd --create-home --shell /bin/sh offsite && ssh-keygen -A
 CMD ["/usr/sbin/sshd", "-D", "-e"]
 """
-
-
-def docker(*args, **kwargs):
-    return subprocess.run(["docker", *args], check=True, capture_output=True, text=True, **kwargs).stdout.strip()
 
 
 @pytest.fixture(scope="module")

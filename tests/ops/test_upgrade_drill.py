@@ -19,7 +19,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from demorun import PIPELINE, evaluated_accuracy, pipeline_run, run
-from mlops_stack.stackenv import REPO, ansible_playbook
+from mlops_stack.stackenv import REPO, ansible_playbook, docker
 from mlops_stack.stackenv import user_mlflow as mlflow_as
 from previous import PREVIOUS, previous_requirements, previous_version
 from roster import course, root_sql
@@ -31,12 +31,6 @@ STUDENT, OTHER = f"up-{SUFFIX}", f"up-{SUFFIX}-b"
 SERVICES = {"mlflow_server": "mlflow", "zenml_server": "zenml"}
 # Each service runs the image here under its tag: the play builds and pulls nothing.
 AS_THEY_ARE = json.dumps({"stack_image_build": False})
-
-
-def docker(*args):
-    done = subprocess.run(["docker", *args], capture_output=True, text=True)
-    assert done.returncode == 0, f"docker {' '.join(args[:2])} failed: {done.stdout[-2000:]}{done.stderr[-3000:]}"
-    return done.stdout.strip()
 
 
 def container_log(container):
