@@ -23,6 +23,14 @@ def test_a_network_without_ipv4_is_named():
         stack_filter.stack_database_host(["fd00::/64"])
 
 
+@pytest.mark.parametrize("host, address", [
+    ("192.0.2.10", True), ("fd00::2", True), ("mlops.example.org", False), ("localhost", False),
+    ("cafe", False), ("beef", False),  # names that a pattern of digits and hex letters took for addresses
+])
+def test_an_address_is_told_from_a_name(host, address):
+    assert stack_filter.stack_is_address(host) is address
+
+
 def test_the_metrics_token_is_a_jwt_for_prometheus_signed_with_the_secret_key():
     """The object store's format (mc admin prometheus generate): HS512, issuer prometheus, subject the access key;
     the same key gives the same token, so a second run changes nothing."""

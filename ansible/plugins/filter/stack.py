@@ -31,6 +31,16 @@ def stack_database_host(subnets):
     return ipv4[0].with_netmask
 
 
+def stack_is_address(host):
+    """Whether a host (stack_public_host) is an IP address (v4 or v6) rather than a name: a certificate names it as
+    IP:, and ACME cannot get one for it."""
+    try:
+        ipaddress.ip_address(str(host))
+    except ValueError:
+        return False
+    return True
+
+
 def _public_ports(services):
     return [port for service in services.values() for port in service.get("ports", []) if "public" in port]
 
@@ -133,7 +143,9 @@ def stack_metrics_token(secret_key, access_key):
 
 class FilterModule:
     def filters(self):
-        return {"stack_proxy_ports": stack_proxy_ports, "stack_database_host": stack_database_host, "stack_service_ports": stack_service_ports, "stack_unknown_settings": stack_unknown_settings,
+        return {"stack_proxy_ports": stack_proxy_ports, "stack_database_host": stack_database_host,
+                "stack_is_address": stack_is_address, "stack_service_ports": stack_service_ports,
+                "stack_unknown_settings": stack_unknown_settings,
                 "stack_setting_keys": stack_setting_keys, "stack_backup_folders": stack_backup_folders,
                 "stack_status": stack_status, "stack_ready_answers": stack_ready_answers,
                 "stack_metrics_token": stack_metrics_token}
