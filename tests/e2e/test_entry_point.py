@@ -2,6 +2,7 @@
 certificate that clients verify with the stack's CA; job containers reach the services through it and
 nothing else of the stack.
 """
+import concurrent.futures
 import os
 import socket
 import ssl
@@ -13,7 +14,7 @@ import certifi
 import pytest
 import requests
 
-from mlops_stack.stackenv import role_setting
+from mlops_stack.stackenv import docker, role_setting, user_s3
 
 
 def public_ports(stack):
@@ -182,15 +183,11 @@ def test_a_burst_of_downloads_stays_within_the_proxys_memory(stack, users):
     """The proxy reads objects with a large buffer per connection to the object store (proxy_bulk_read_buffer), on a
     bounded number of them: more parallel downloads than that all succeed, and the proxy is neither killed for
     memory nor restarted (without the bound, these buffers alone would pass its limit, proxy_memory)."""
-    import concurrent.futures
-
-    from mlops_stack.stackenv import user_s3
     name, env = next(iter(users.items()))
     s3 = user_s3(env)
     s3.put_object(Bucket=env["STACK_BUCKET"], Key="burst.bin", Body=os.urandom(16 * 2**20))
     url = s3.generate_presigned_url("get_object", Params={"Bucket": env["STACK_BUCKET"], "Key": "burst.bin"})
-    before = subprocess.run(["docker", "inspect", "--format", "{{.RestartCount}} {{.State.StartedAt}}",
-                             stack.container("proxy")], capture_output=True, text=True, check=True).stdout
+    before = docker("inspect", "--format", "{{.RestartCount}} {{.State.StartedAt}}", stack.container("proxy"))
     downloads = 3 * role_setting("stack", "proxy_bulk_connections")
 
     def download(_):
@@ -204,6 +201,6 @@ def test_a_burst_of_downloads_stays_within_the_proxys_memory(stack, users):
     finally:
         s3.delete_object(Bucket=env["STACK_BUCKET"], Key="burst.bin")
     assert answers == [f"200 {16 * 2**20}"] * downloads
-    after = subprocess.run(["docker", "inspect", "--format", "{{.RestartCount}} {{.State.StartedAt}} {{.State.OOMKilled}}",
-                            stack.container("proxy")], capture_output=True, text=True, check=True).stdout.split()
-    assert after == [*before.split(), "false"]
+    after = docker("inspect", "--format", "{{.RestartCount}} {{.State.StartedAt}} {{.State.OOMKilled}}",
+                   stack.container("proxy"))
+    assert after == f"{before} false"

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mlops_stack.stackenv import REPO, ansible_playbook, recap
+from mlops_stack.stackenv import REPO, ansible_playbook, docker, recap
 
 
 def words(output):
@@ -76,15 +76,13 @@ def test_a_certificate_mistake_stops_the_play_in_preflight(stack, tmp_path, mist
                                                "stack_public_host=mlops.example.org database_publish=true"],
         "database published, maybe": ["-e", "database_publish=maybe"],
     }[mistake]
-    before = subprocess.run(["docker", "inspect", "--format", "{{.Id}}", stack.container("proxy")],
-                            capture_output=True, text=True, check=True).stdout
+    before = docker("inspect", "--format", "{{.Id}}", stack.container("proxy"))
     run = ansible_playbook("playbooks/run_server.yml", *extra, check=False)
     assert run.returncode != 0
     assert message in words(run.stdout), run.stdout[-3000:]
     assert recap(run.stdout)["changed"] == 0
     assert "TASK [database" not in run.stdout  # stopped in preflight, before any service
-    assert subprocess.run(["docker", "inspect", "--format", "{{.Id}}", stack.container("proxy")],
-                          capture_output=True, text=True, check=True).stdout == before
+    assert docker("inspect", "--format", "{{.Id}}", stack.container("proxy")) == before
 
 
 RENDER = """

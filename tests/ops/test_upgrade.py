@@ -4,26 +4,20 @@ and backs the stack up before an upgrade (a newer tag than any built here stands
 first play runs, with --tags upgrade)."""
 import json
 import shutil
-import subprocess
 
-from mlops_stack.stackenv import ansible_playbook
-
-
-def inspect(container, field):
-    return subprocess.run(["docker", "inspect", "--format", field, container],
-                          capture_output=True, text=True, check=True).stdout.strip()
+from mlops_stack.stackenv import ansible_playbook, docker
 
 
 def test_a_downgrade_is_refused_and_nothing_changes(stack):
     containers = stack.containers()
-    before = {name: inspect(name, "{{.Id}}") for name in containers}
+    before = {name: docker("inspect", "--format", "{{.Id}}", name) for name in containers}
     running = stack.image("mlflow")
     done = ansible_playbook("playbooks/run_server.yml", "-e", "mlflow_server_image_tag=3.0.0", check=False)
     assert done.returncode != 0
     said = " ".join(done.stdout.split())
     assert (f"mlflow runs {running} but this checkout has {running.split(':')[0]}:3.0.0, an older version: "
             "downgrades are refused (migrated data may not open). Nothing was changed.") in said, done.stdout[-3000:]
-    assert {name: inspect(name, "{{.Id}}") for name in containers} == before
+    assert {name: docker("inspect", "--format", "{{.Id}}", name) for name in containers} == before
 
 
 def test_an_upgrade_backs_the_stack_up_first_and_a_rerun_does_not(stack, tmp_path):
