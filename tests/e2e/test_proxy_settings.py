@@ -1,5 +1,5 @@
-"""The proxy's certificate settings: each mistake stops the play in preflight with one line and nothing
-changed; a good university certificate passes; the ACME configuration, which cannot obtain a certificate
+"""The proxy's certificate and read buffer settings: each mistake stops the play in preflight with one line and
+nothing changed; a good university certificate passes; the ACME configuration, which cannot obtain a certificate
 here, is rendered and validated by Caddy itself."""
 import datetime
 import re
@@ -61,8 +61,11 @@ def test_a_good_university_certificate_passes_preflight(stack, tmp_path):
     ("database published with acme",
      "stack.yml: database_publish needs proxy_tls internal or files: MariaDB cannot renew an ACME certificate"),
     ("database published, maybe", "argument 'database_publish' is of type str and we were unable to convert to bool"),
+    ("read buffer of no size", "stack.yml: proxy_bulk_read_buffer must be a size in KiB or MiB (is lots)"),
+    ("buffers past the proxy's memory",
+     "proxy_bulk_connections above 0 (is 97), and that many buffers at most half of proxy_memory (is 192m)"),
 ])
-def test_a_certificate_mistake_stops_the_play_in_preflight(stack, tmp_path, mistake, message):
+def test_a_proxy_setting_mistake_stops_the_play_in_preflight(stack, tmp_path, mistake, message):
     cert, key, ca = write_pair(tmp_path, "mlops.example.org")
     _, other_key, _ = write_pair(tmp_path, "mlops.example.org", name="other")
     wrong_host, wrong_host_key, _ = write_pair(tmp_path, "elsewhere.example.org", name="elsewhere")
@@ -75,6 +78,8 @@ def test_a_certificate_mistake_stops_the_play_in_preflight(stack, tmp_path, mist
         "database published with acme": ["-e", "proxy_tls=acme proxy_acme_email=admin@example.org "
                                                "stack_public_host=mlops.example.org database_publish=true"],
         "database published, maybe": ["-e", "database_publish=maybe"],
+        "read buffer of no size": ["-e", "proxy_bulk_read_buffer=lots"],
+        "buffers past the proxy's memory": ["-e", "proxy_bulk_connections=97"],
     }[mistake]
     before = docker("inspect", "--format", "{{.Id}}", stack.container("proxy"))
     run = ansible_playbook("playbooks/run_server.yml", *extra, check=False)
