@@ -5,6 +5,7 @@ the restarts, then the re-runs of the play.
 """
 import contextlib
 import json
+import pathlib
 import stat
 import subprocess
 import uuid
@@ -299,11 +300,19 @@ def test_restarting_every_container_loses_nothing(stack, written_records):
     assert_records_survived(stack, written_records)
 
 
-def test_restarting_the_docker_engine_loses_nothing(stack, written_records):
-    subprocess.run(["start-stop-daemon", "--stop", "--retry", "30", "--pidfile", "/var/run/docker.pid"],
-                   check=True)
-    # The play starts the engine again; the restart policy brings every container back.
-    ansible_playbook("playbooks/run_server.yml", "--tags", "docker_engine")
+def test_the_engine_restarted_past_a_stale_pid_file_loses_nothing(stack, written_records):
+    """An engine killed without cleanup leaves its pid file; once another process has that pid, a plain
+    dockerd refuses to start ("pid file found")."""
+    pidfile = pathlib.Path(role_setting("docker_engine", "docker_engine_pidfile"))
+    subprocess.run(["start-stop-daemon", "--stop", "--retry", "30", "--pidfile", pidfile], check=True)
+    with subprocess.Popen(["sleep", "600"]) as other:
+        try:
+            pidfile.write_text(str(other.pid))
+            # The play starts the engine again; the restart policy brings every container back.
+            ansible_playbook("playbooks/run_server.yml", "--tags", "docker_engine")
+        finally:
+            other.kill()
+    assert pathlib.Path(f"/proc/{pidfile.read_text().strip()}/comm").read_text().strip() == "dockerd"
     wait_healthy(stack)
     assert_records_survived(stack, written_records)
 
